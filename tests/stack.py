@@ -1,0 +1,144 @@
+"""The real site for end-to-end tests: the Daphne ASGI server and a Celery worker in subprocesses, on the
+Redis that `tests.redis_env` chose and a database of their own (an SQLite file, or a fresh PostgreSQL
+database when DATABASE_URL names PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from showcase.launcher import free_port, worker_command
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def e2e_database_url(tmp_dir: Path) -> str:
+    """A database for the subprocesses: a fresh PostgreSQL database beside DATABASE_URL's, or an SQLite file."""
+    base_url = os.environ.get("DATABASE_URL", "")
+    if not base_url.startswith(("postgres://", "postgresql://")):
+        return f"sqlite:///{tmp_dir / 'e2e.sqlite3'}"
+    import psycopg
+
+    server, _, name = base_url.rpartition("/")
+    e2e_name = f"{name}_e2e"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{e2e_name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{e2e_name}"')
+    return f"{server}/{e2e_name}"
+
+
+@dataclass
+class LiveStack:
+    """A running site. `base_url` serves HTTP, `ws_url` WebSockets; the worker can be stopped and restarted."""
+
+    tmp_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    web: subprocess.Popen | None = None
+    worker: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveStack:
+        self.port = free_port()
+        var_dir = self.tmp_dir / "var"
+        var_dir.mkdir(parents=True, exist_ok=True)
+        shared_var = BASE_DIR / "var"  # the tokenizer cache and other build products are shared with the tests
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": e2e_database_url(self.tmp_dir),
+            "SHOWCASE_VAR_DIR": str(shared_var),
+            "MEDIA_ROOT": str(var_dir / "media"),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        self.flush_redis()
+        self.manage("migrate", "--noinput", "-v", "0")
+        self.manage("collectstatic", "--noinput", "-v", "0")
+        self.start_worker()
+        self.web = self._spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                                "showcase.asgi:application"], "web.log")  # fmt: skip
+        self.wait_ready()
+        return self
+
+    def flush_redis(self) -> None:
+        """Start from an empty test database in Redis (never database 0 of a running site)."""
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        client.flushdb()
+        client.close()
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
+        log = open(self.tmp_dir / log_name, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+        return subprocess.Popen(args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+
+    def start_worker(self) -> None:
+        self.worker = self._spawn(worker_command(queues="inference,default", concurrency=8), "worker.log")
+
+    def stop_worker(self, *, sig: int = signal.SIGTERM) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            os.killpg(self.worker.pid, sig)
+            self.worker.wait(timeout=30)
+
+    def log(self, name: str) -> str:
+        path = self.tmp_dir / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def get(self, path: str, timeout: float = 10) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        status = 0
+        while time.monotonic() < deadline:
+            for name, process in (("web", self.web), ("worker", self.worker)):
+                if process is not None and process.poll() is not None:
+                    raise RuntimeError(f"{name} exited:\n{self.log(name + '.log')[-3000:]}")
+            try:
+                status, _ = self.get("/healthz/ready", timeout=5)
+            except OSError:
+                status = 0
+            if status == 200:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"site not ready in {timeout_s} s (last status {status}):\n{self.log('worker.log')[-3000:]}")
+
+    def stop(self) -> None:
+        for process in (self.web, self.worker):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in (self.web, self.worker):
+            if process is not None:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
