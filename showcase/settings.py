@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "showcase.core",
+    "showcase.exhibits",
     "demo_engine",
 ]
 
@@ -128,6 +129,10 @@ STORAGES = {
 }
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Uploads above this are written to a temporary file instead of memory; the image rule itself is 5 MB.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Public exhibit pages are cached whole and invalidated on every content change (showcase.exhibits.page_cache).
+SHOWCASE_PAGE_CACHE_SECONDS = env_int("SHOWCASE_PAGE_CACHE_SECONDS", 300)
 
 # Security headers on every response (see showcase.core.middleware for the Content-Security-Policy).
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -151,3 +156,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# The chat (demo_engine): limits a visitor meets, and how replies are sampled.
+CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 2000)
+CHAT_MAX_NEW_TOKENS = env_int("CHAT_MAX_NEW_TOKENS", 512)
+CHAT_RATE_LIMIT_PER_MINUTE = env_int("CHAT_RATE_LIMIT_PER_MINUTE", 10)
+CHAT_MAX_QUEUED = env_int("CHAT_MAX_QUEUED", 64)
+CHAT_TASK_EXPIRES_S = env_int("CHAT_TASK_EXPIRES_S", 300)
+CHAT_GENERATION_TIME_LIMIT_S = env_int("CHAT_GENERATION_TIME_LIMIT_S", 300)
+CHAT_TEMPERATURE = 0.7
+CHAT_TOP_P = 0.9
+CHAT_REPETITION_PENALTY = 1.1
+# The engine in each worker process.
+ENGINE_FP32 = env_bool("ENGINE_FP32", False)
+ENGINE_DEVICE = env_str("ENGINE_DEVICE", "cpu")
+ENGINE_MAX_BATCH = env_int("ENGINE_MAX_BATCH", 16)
+# A failed publish to the broker (Redis restarting) is retried briefly, then reported, never waited on for minutes.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}

@@ -1,0 +1,76 @@
+"""Conversations and their messages. Every reply is saved with its status, its text and its figures."""
+
+import uuid
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Conversation(models.Model):
+    """One visitor's chat, tied to their browser session."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session_key = models.CharField(max_length=64, db_index=True)
+    title = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class Message(models.Model):
+    """A turn of a conversation: the visitor's question or the model's reply."""
+
+    class Role(models.TextChoices):
+        USER = "user", _("visitor")
+        ASSISTANT = "assistant", _("model")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("waiting for a worker")
+        STREAMING = "streaming", _("streaming")
+        DONE = "done", _("done")
+        STOPPED = "stopped", _("stopped")
+        FAILED = "failed", _("failed")
+
+    FINAL_STATUSES = (Status.DONE, Status.STOPPED, Status.FAILED)
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE, db_index=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    # A regenerated reply replaces the one before it; the old one is kept, not shown, not sent to the model.
+    superseded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The reply's figures, as the engine reported them.
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    generated_tokens = models.PositiveIntegerField(null=True, blank=True)
+    time_to_first_token_ms = models.FloatField(null=True, blank=True)
+    tokens_per_second = models.FloatField(null=True, blank=True)
+    backend = models.CharField(max_length=60, blank=True)
+    dropped_turns = models.PositiveIntegerField(default=0)
+    # How the reply was sampled, so that it can be reproduced.
+    seed = models.BigIntegerField(null=True, blank=True)
+    temperature = models.FloatField(default=0.7)
+    max_new_tokens = models.PositiveIntegerField(default=512)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        indexes = [models.Index(fields=["conversation", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()}: {self.content[:40]}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES

@@ -1,0 +1,67 @@
+"""The frames of the chat socket (`/ws/chat/`), as typed dictionaries. The README documents them for clients.
+
+Client → server: `send`, `stop`, `regenerate`, `new_conversation`, `resume`, `ping`.
+Server → client: `hello`, `message`, `status`, `delta`, `end`, `error`, `pong`.
+Reply frames (`status`, `delta`, `end`) carry the reply's `message_id` and a `seq` that grows by one per frame
+of that reply, so a client can tell a gap and resume after the last `seq` it has.
+"""
+
+from typing import Literal, NotRequired, TypedDict
+
+
+class ReplyStats(TypedDict):
+    prompt_tokens: int | None
+    generated_tokens: int | None
+    time_to_first_token_ms: float | None
+    tokens_per_second: float | None
+    backend: str
+    dropped_turns: int
+
+
+class MessagePayload(TypedDict):
+    id: int
+    role: Literal["user", "assistant"]
+    content: str
+    status: str
+    status_label: str
+    failure_reason: str
+    stats: ReplyStats | None
+
+
+class StatusFrame(TypedDict):
+    type: Literal["status"]
+    message_id: int
+    seq: int
+    status: str
+    queue_position: NotRequired[int]
+
+
+class DeltaFrame(TypedDict):
+    type: Literal["delta"]
+    message_id: int
+    seq: int
+    text: str
+    tokens: int  # tokens generated so far, this delta included
+
+
+class EndFrame(TypedDict):
+    type: Literal["end"]
+    message_id: int
+    seq: int
+    status: Literal["done", "stopped", "failed"]
+    reason: str
+    stats: ReplyStats | None
+
+
+class ErrorFrame(TypedDict):
+    type: Literal["error"]
+    code: str
+    message: str
+    retry_after: NotRequired[int]
+
+
+def error_frame(code: str, message: str, *, retry_after: int | None = None) -> ErrorFrame:
+    frame: ErrorFrame = {"type": "error", "code": code, "message": message}
+    if retry_after is not None:
+        frame["retry_after"] = retry_after
+    return frame

@@ -1,0 +1,188 @@
+"""Writes of the chat: conversations, messages, and the end of a reply. Change state, then emit the frame.
+
+Finishing a reply is a conditional update (only from the statuses the caller expects), so that when the worker,
+the stop button and the dead-worker watchdog race, exactly one of them finishes it and writes its `end` frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import TypedDict
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from demo_engine import reply_stream, selectors
+from demo_engine.models import Conversation, Message
+from demo_engine.protocol import EndFrame, ReplyStats
+
+
+class SamplingChoice(TypedDict):
+    """How a reply is sampled: chosen (and validated) when the visitor sends, stored on the reply."""
+
+    seed: int
+    temperature: float
+    max_new_tokens: int
+
+
+@functools.cache
+def _redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, health_check_interval=10)
+
+
+def redis_client() -> redis.Redis:
+    return _redis_client(settings.REDIS_URL)
+
+
+def conversation_start(*, session_key: str) -> Conversation:
+    return Conversation.objects.create(session_key=session_key)
+
+
+def conversation_for_session(*, session_key: str, conversation_id: str | None) -> Conversation:
+    """The session's current conversation, or a new one."""
+    conversation = selectors.conversation_get(conversation_id=conversation_id, session_key=session_key)
+    return conversation or conversation_start(session_key=session_key)
+
+
+@transaction.atomic
+def chat_message_send(*, conversation: Conversation, text: str, sampling: SamplingChoice) -> tuple[Message, Message]:
+    """Save the visitor's message and a queued reply to it."""
+    question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
+    reply = Message.objects.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.QUEUED, **sampling
+    )
+    if not conversation.title:
+        conversation.title = text[:120]
+    conversation.save(update_fields=["title", "updated_at"])
+    return question, reply
+
+
+@transaction.atomic
+def reply_regenerate(*, conversation: Conversation, sampling: SamplingChoice) -> tuple[Message | None, Message]:
+    """Replace the last finished reply with a new queued one (the old one is kept, marked superseded)."""
+    previous = selectors.last_reply(conversation=conversation)
+    if previous is not None:
+        previous.superseded = True
+        previous.save(update_fields=["superseded"])
+    reply = Message.objects.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.QUEUED, **sampling
+    )
+    return previous, reply
+
+
+def reply_enqueue(*, reply: Message) -> None:
+    """Hand the reply to a worker on the `inference` queue. A task that waited too long is dropped, not run late."""
+    from demo_engine.tasks import generate_reply
+
+    generate_reply.apply_async(args=[reply.id], queue="inference", expires=settings.CHAT_TASK_EXPIRES_S)
+
+
+def reply_start(*, message_id: int) -> bool:
+    """Mark a queued reply as streaming; False when it is no longer queued (stopped, failed, or already taken)."""
+    updated = Message.objects.filter(id=message_id, status=Message.Status.QUEUED).update(
+        status=Message.Status.STREAMING, started_at=timezone.now()
+    )
+    return updated == 1
+
+
+def stream_append(*, message_id: int, frame: dict) -> None:
+    client = redis_client()
+    key = reply_stream.stream_key(message_id)
+    pipe = client.pipeline(transaction=False)
+    pipe.xadd(key, reply_stream.encode_frame(frame))
+    pipe.expire(key, reply_stream.STREAM_TTL_S)
+    pipe.execute()
+
+
+def stream_text(*, message_id: int) -> tuple[str, int]:
+    """The reply text delivered so far through its stream, and the last seq written."""
+    text, last_seq = [], 0
+    for _entry_id, fields in redis_client().xrange(reply_stream.stream_key(message_id)):
+        frame = reply_stream.decode_frame(fields)
+        last_seq = max(last_seq, frame["seq"])
+        if frame["type"] == "delta":
+            text.append(frame["text"])
+    return "".join(text), last_seq
+
+
+def reply_finish(
+    *,
+    message_id: int,
+    status: str,
+    content: str,
+    seq: int,
+    reason: str = "",
+    stats: ReplyStats | None = None,
+    from_statuses: tuple[str, ...] = selectors.IN_FLIGHT,
+) -> bool:
+    """Save the reply's final state and write its `end` frame; False when another party finished it first."""
+    fields = {"status": status, "content": content, "failure_reason": reason[:300], "finished_at": timezone.now()}
+    if stats is not None:
+        fields.update(
+            prompt_tokens=stats["prompt_tokens"],
+            generated_tokens=stats["generated_tokens"],
+            time_to_first_token_ms=stats["time_to_first_token_ms"],
+            tokens_per_second=stats["tokens_per_second"],
+            backend=stats["backend"],
+            dropped_turns=stats["dropped_turns"],
+        )
+    updated = Message.objects.filter(id=message_id, status__in=from_statuses).update(**fields)
+    if updated != 1:
+        return False
+    end: EndFrame = {"type": "end", "message_id": message_id, "seq": seq, "status": status, "reason": reason,
+                     "stats": stats}  # fmt: skip
+    stream_append(message_id=message_id, frame=end)
+    return True
+
+
+def reply_stop(*, message_id: int) -> None:
+    """Ask for a reply to stop: a flag the worker checks between steps; a reply still queued stops at once."""
+    redis_client().set(reply_stream.stop_key(message_id), 1, ex=reply_stream.STREAM_TTL_S)
+    reply_finish(message_id=message_id, status=Message.Status.STOPPED, content="", seq=1,
+                 reason="Stopped before it started.", from_statuses=(Message.Status.QUEUED,))  # fmt: skip
+
+
+def reply_fail_if_abandoned(*, message_id: int) -> bool:
+    """Fail a reply whose worker has gone (no heartbeat), or that waits while no worker runs. Keeps its text."""
+    client = redis_client()
+    message = Message.objects.filter(id=message_id).only("status").first()
+    if message is None or message.status not in selectors.IN_FLIGHT:
+        return False
+    if message.status == Message.Status.STREAMING:
+        if client.exists(reply_stream.heartbeat_key(message_id)):
+            return False
+        reason = "The worker writing this reply stopped. Please send your message again."
+    else:
+        if client.exists(reply_stream.heartbeat_key(message_id)) or worker_names_alive():
+            return False
+        reason = "The model is unavailable right now: no worker is running."
+    text, last_seq = stream_text(message_id=message_id)
+    return reply_finish(message_id=message_id, status=Message.Status.FAILED, content=text, seq=last_seq + 1,
+                        reason=reason)  # fmt: skip
+
+
+def worker_names_alive() -> list[str]:
+    """Inference workers that reported in the last few seconds."""
+    names = redis_client().zrangebyscore(reply_stream.WORKERS_KEY, reply_stream.live_worker_cutoff(), "+inf")
+    return [name.decode() for name in names]
+
+
+def worker_presence_publish(*, worker_name: str, figures: dict) -> None:
+    """A worker says it is alive, with its live figures (tokens/s now, chats in flight, backend)."""
+    import time
+
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(reply_stream.WORKERS_KEY, {worker_name: time.time()})
+    pipe.zremrangebyscore(reply_stream.WORKERS_KEY, "-inf", time.time() - 3600)
+    pipe.set(reply_stream.worker_figures_key(worker_name), json.dumps(figures), ex=30)
+    pipe.execute()
+
+
+def stream_has_end(*, message_id: int) -> bool:
+    """Whether the reply's stream holds its `end` frame (it is the stream's last entry when it does)."""
+    last = redis_client().xrevrange(reply_stream.stream_key(message_id), count=1)
+    return bool(last) and reply_stream.decode_frame(last[0][1])["type"] == "end"

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from demo_engine import views
+
+urlpatterns = [
+    path("chat/", views.chat_page, name="chat"),
+]

@@ -1,0 +1,180 @@
+"""The chat socket's guards, in-process (Channels' communicator, the real Redis, the test database): every bad
+frame gets a clear error frame, nothing is saved or enqueued for it, and the socket stays usable."""
+
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.backends.db import SessionStore
+
+from demo_engine import services
+from demo_engine.consumers import MAX_FRAME_CHARS, sampling_from_options
+from demo_engine.models import Message
+from showcase.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def session_cookie() -> str:
+    session = SessionStore()
+    session.create()
+    return f"sessionid={session.session_key}"
+
+
+async def open_socket(cookie: str) -> WebsocketCommunicator:
+    communicator, _hello = await open_socket_with_greeting(cookie)
+    return communicator
+
+
+async def open_socket_with_greeting(cookie: str) -> tuple[WebsocketCommunicator, dict]:
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", cookie.encode())]
+    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    hello = await communicator.receive_json_from(timeout=10)
+    assert hello["type"] == "hello"
+    return communicator, hello
+
+
+@pytest.fixture
+def no_worker_alive(monkeypatch):
+    """Pretend no inference worker is alive (the presence set is what the site checks)."""
+    monkeypatch.setattr(services, "worker_names_alive", lambda: [])
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("not json at all", "bad_frame"),
+        ("[1, 2, 3]", "bad_frame"),
+        ('{"no_type": 1}', "bad_frame"),
+        ('{"type": "launch_missiles"}', "unknown_type"),
+        ('{"type": "send"}', "bad_frame"),
+        ('{"type": "send", "text": "   "}', "bad_frame"),
+        ('{"type": "send", "text": "hi", "options": {"temperature": "hot"}}', "bad_frame"),
+        ('{"type": "resume", "message_id": "x"}', "bad_frame"),
+        ('{"type": "stop"}', "nothing_to_stop"),
+        ("x" * (MAX_FRAME_CHARS + 1), "frame_too_large"),
+    ],
+)
+async def test_malformed_frames_get_an_error_and_save_nothing(session_cookie, raw, code):
+    """A malformed frame is answered with an error frame naming the problem; nothing is saved; the socket lives on."""
+    communicator = await open_socket(session_cookie)
+    await communicator.send_to(text_data=raw)
+    error = await communicator.receive_json_from(timeout=10)
+    assert error["type"] == "error" and error["code"] == code and error["message"]
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from(timeout=10) == {"type": "pong"}
+    await communicator.disconnect()
+    assert await Message.objects.acount() == 0
+
+
+async def test_binary_frames_are_refused(session_cookie):
+    """A binary frame gets an error frame, not a crash."""
+    communicator = await open_socket(session_cookie)
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    error = await communicator.receive_json_from(timeout=10)
+    assert error["code"] == "bad_frame"
+    await communicator.disconnect()
+
+
+async def test_too_long_message_is_refused_with_the_limit(session_cookie, settings):
+    """A message over the length limit is refused with the limit in the error, and nothing is saved."""
+    settings.CHAT_MAX_MESSAGE_CHARS = 50
+    communicator = await open_socket(session_cookie)
+    await communicator.send_json_to({"type": "send", "text": "y" * 51})
+    error = await communicator.receive_json_from(timeout=10)
+    assert error["code"] == "too_long" and "50" in error["message"]
+    await communicator.disconnect()
+    assert await Message.objects.acount() == 0
+
+
+async def test_full_queue_says_busy_and_enqueues_nothing(session_cookie, settings):
+    """When the queue is full the visitor is told to try again shortly; nothing is saved."""
+    settings.CHAT_MAX_QUEUED = 0
+    communicator = await open_socket(session_cookie)
+    await communicator.send_json_to({"type": "send", "text": "hello"})
+    error = await communicator.receive_json_from(timeout=10)
+    assert error["code"] == "busy"
+    await communicator.disconnect()
+    assert await Message.objects.acount() == 0
+
+
+async def test_flood_is_rate_limited_with_retry_after(session_cookie, settings, no_worker_alive):
+    """Past the per-minute limit, sends are refused with a retry-after, and the refused ones save nothing."""
+    settings.CHAT_RATE_LIMIT_PER_MINUTE = 3
+    communicator = await open_socket(session_cookie)
+    codes = []
+    for _ in range(5):
+        await communicator.send_json_to({"type": "send", "text": "hello"})
+        while True:
+            frame = await communicator.receive_json_from(timeout=10)
+            if frame["type"] == "error":
+                codes.append(frame["code"])
+                retry_after = frame.get("retry_after")
+                break
+            if frame["type"] == "end":
+                codes.append("answered")
+                break
+    await communicator.disconnect()
+    assert codes == ["answered", "answered", "answered", "rate_limited", "rate_limited"]
+    assert 1 <= retry_after <= 60
+    assert await Message.objects.filter(role="user").acount() == 3
+
+
+async def test_no_worker_fails_the_reply_at_once_with_a_reason(session_cookie, no_worker_alive):
+    """With no worker running, the visitor is told the model is unavailable, and the reply is saved as failed."""
+    communicator = await open_socket(session_cookie)
+    await communicator.send_json_to({"type": "send", "text": "hello"})
+    question = await communicator.receive_json_from(timeout=10)
+    reply = await communicator.receive_json_from(timeout=10)
+    end = await communicator.receive_json_from(timeout=10)
+    await communicator.disconnect()
+    assert question["message"]["role"] == "user"
+    assert reply["message"]["status"] == "failed"
+    assert end["type"] == "end" and end["status"] == "failed" and "unavailable" in end["reason"]
+    saved = await Message.objects.aget(id=reply["message"]["id"])
+    assert saved.status == "failed" and "no worker" in saved.failure_reason
+
+
+async def test_conversation_survives_a_reconnect(session_cookie, no_worker_alive):
+    """A second socket with the same session gets the same conversation back; "new conversation" starts afresh."""
+    communicator = await open_socket(session_cookie)
+    await communicator.send_json_to({"type": "send", "text": "remember me"})
+    for _ in range(3):
+        await communicator.receive_json_from(timeout=10)
+    await communicator.disconnect()
+    again, hello = await open_socket_with_greeting(session_cookie)
+    assert [m["content"] for m in hello["messages"] if m["role"] == "user"] == ["remember me"]
+    await again.send_json_to({"type": "new_conversation"})
+    fresh = await again.receive_json_from(timeout=10)
+    await again.disconnect()
+    assert fresh["type"] == "hello" and fresh["messages"] == []
+    third, hello = await open_socket_with_greeting(session_cookie)
+    await third.disconnect()
+    assert hello["messages"] == [], "the new conversation is the session's current one"
+
+
+def test_sampling_options_are_validated_and_capped(settings):
+    """A client may choose seed and temperature; max_new_tokens is capped at the site's maximum."""
+    settings.CHAT_MAX_NEW_TOKENS = 64
+    assert sampling_from_options({"seed": 5, "temperature": 0, "max_new_tokens": 10_000}) == {
+        "seed": 5,
+        "temperature": 0.0,
+        "max_new_tokens": 64,
+    }
+    with pytest.raises(Exception, match="seed"):
+        sampling_from_options({"seed": -1})
+
+
+def test_frames_are_json_documented_types():
+    """Error frames serialise to JSON with a code and a message (what any client can rely on)."""
+    from demo_engine.protocol import error_frame
+
+    assert json.loads(json.dumps(error_frame("busy", "later", retry_after=3))) == {
+        "type": "error",
+        "code": "busy",
+        "message": "later",
+        "retry_after": 3,
+    }
