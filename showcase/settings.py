@@ -34,7 +34,6 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "showcase.core",
-    "showcase.exhibits",
     "demo_engine",
 ]
 
