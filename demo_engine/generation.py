@@ -91,17 +91,22 @@ def reply_generate(*, message_id: int) -> None:
                               reason=reason, stats=stats, from_statuses=(Message.Status.STREAMING,))  # fmt: skip
 
 
-def _stream_reply(engine, reply: Message, seq: int, text_sent: list[str], append) -> tuple:
+def sampling_params(*, temperature: float, seed: int | None, max_new_tokens: int):
+    """The engine's sampling for a chat reply: the visitor's choices plus the site's top-p and repetition penalty."""
     from demo_engine.engine import SamplingParams
 
-    plan = engine.render_chat(selectors.prompt_messages(reply=reply), max_new_tokens=reply.max_new_tokens)
-    params = SamplingParams(
-        temperature=reply.temperature,
+    return SamplingParams(
+        temperature=temperature,
         top_p=settings.CHAT_TOP_P,
         repetition_penalty=settings.CHAT_REPETITION_PENALTY,
-        seed=reply.seed,
-        max_new_tokens=reply.max_new_tokens,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
     )
+
+
+def _stream_reply(engine, reply: Message, seq: int, text_sent: list[str], append) -> tuple:
+    plan = engine.render_chat(selectors.prompt_messages(reply=reply), max_new_tokens=reply.max_new_tokens)
+    params = sampling_params(temperature=reply.temperature, seed=reply.seed, max_new_tokens=reply.max_new_tokens)
     events: queue.Queue = queue.Queue()
     handle = engine.submit(plan.token_ids, params, events.put)
     stop_key = reply_stream.stop_key(reply.id)
@@ -120,7 +125,7 @@ def _stream_reply(engine, reply: Message, seq: int, text_sent: list[str], append
             except queue.Empty:
                 event = None
             while event is not None:
-                if getattr(event, "finish_reason", None) is not None:
+                if event.final:
                     final = event
                     break
                 pending.append(event.text)

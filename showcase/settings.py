@@ -81,7 +81,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 500, "expiry": 60},
+        # redis-py 8 reads with a 5 s socket timeout by default, which cuts channels-redis's blocking 5 s BZPOPMIN
+        # and tears down every idle socket every 5 s (channels_redis issue 422): give reads more room than that.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 500, "expiry": 60},
     }
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.db"

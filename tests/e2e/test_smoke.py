@@ -49,6 +49,22 @@ def test_live_socket_greets_a_same_origin_client(live_stack):
     assert asyncio.run(greet())["type"] == "hello"
 
 
+@pytest.mark.slow
+def test_live_socket_stays_open_while_idle(live_stack):
+    """An idle live page keeps its socket: nothing on the server side tears it down after a few seconds."""
+
+    async def idle() -> bool:
+        origin = live_stack.base_url
+        async with websockets.connect(f"{live_stack.ws_url}/ws/live/", origin=origin, open_timeout=10) as socket:
+            await socket.recv()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(socket.recv(), timeout=12)
+            await socket.ping()
+            return socket.state.name == "OPEN"
+
+    assert asyncio.run(idle())
+
+
 def test_live_socket_refuses_a_foreign_origin(live_stack):
     """A WebSocket handshake from another site's origin is refused with 403."""
 
