@@ -66,6 +66,8 @@ class LiveStack:
             "SHOWCASE_VAR_DIR": str(shared_var),
             "MEDIA_ROOT": str(var_dir / "media"),
             "PYTHONUNBUFFERED": "1",
+            # Replies in tests stay short enough to keep the suite quick, long enough to stop one mid-way.
+            "CHAT_MAX_NEW_TOKENS": "160",
             **self.extra_env,
         }
         self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
