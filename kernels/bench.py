@@ -1,0 +1,263 @@
+"""Benchmark of the Triton kernels against PyTorch eager and torch.compile on a CUDA device: `python -m kernels.bench
+[--json]`.
+
+Per kernel and shape it prints the median time, the achieved GB/s (bytes the kernel must move / time) as a fraction
+of the device's measured copy bandwidth (a 1 GiB device-to-device copy: read + write), and the speedup over the
+reference run eagerly and compiled. With --json the last line is one JSON object. Without CUDA it says so and exits
+0 with {"cuda": false}. The engine-level figure (decode tokens/s, Triton against eager) imports `demo_engine.engine`
+lazily and is skipped with its reason if that fails. Knows nothing about the model beyond the shapes listed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from kernels import reference
+
+Row = dict[str, Any]
+
+
+def _time_ms(fn: Callable[[], Any]) -> float:
+    from triton.testing import do_bench
+
+    return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
+
+
+def copy_bandwidth_gbs() -> float:
+    """Device-to-device copy of 1 GiB: bytes read + written per second, in GB/s."""
+    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    ms = _time_ms(lambda: dst.copy_(src))
+    return 2 * src.numel() / ms / 1e6
+
+
+def _cases(device: str) -> list[tuple[str, str, Callable[[], Any], Callable[[], Any], int]]:
+    """(kernel, shape, triton call, reference call, bytes moved) for each benchmarked shape."""
+    from kernels import ops
+    from kernels.ops.q4_1_matmul import q4_1_matmul as triton_q4
+
+    bf16 = torch.bfloat16
+    cases = []
+    for rows, cols in ((1, 576), (64, 576), (4096, 8192)):
+        x = torch.randn(rows, cols, dtype=bf16, device=device)
+        r = torch.randn_like(x)
+        w = torch.ones(cols, dtype=torch.float32, device=device)
+        cases.append(
+            (
+                "rms_norm",
+                f"{rows}x{cols}",
+                lambda x=x, r=r, w=w: ops.rms_norm(x, w, 1e-5, r),
+                lambda x=x, r=r, w=w: reference.rms_norm(x, w, 1e-5, r),
+                4 * x.numel() * 2,
+            )
+        )
+    for rows, cols in ((1, 1536), (64, 1536), (4096, 14336)):
+        g = torch.randn(rows, cols, dtype=bf16, device=device)
+        u = torch.randn_like(g)
+        cases.append(
+            (
+                "swiglu",
+                f"{rows}x{cols}",
+                lambda g=g, u=u: ops.swiglu(g, u),
+                lambda g=g, u=u: reference.swiglu(g, u),
+                3 * g.numel() * 2,
+            )
+        )
+    for batch, tokens in ((1, 1), (32, 1), (1, 2048), (64, 512)):
+        q = torch.randn(batch, tokens, 9, 64, dtype=bf16, device=device)
+        k = torch.randn(batch, tokens, 3, 64, dtype=bf16, device=device)
+        cos = torch.rand(batch, tokens, 32, device=device)
+        sin = torch.rand_like(cos)
+        moved = 2 * (q.numel() + k.numel()) * 2 + 2 * cos.numel() * 4
+        cases.append(
+            (
+                "rotary",
+                f"B{batch} T{tokens}",
+                lambda q=q, k=k, c=cos, s=sin: ops.apply_rotary(q, k, c, s),
+                lambda q=q, k=k, c=cos, s=sin: reference.apply_rotary(q, k, c, s),
+                moved,
+            )
+        )
+    for batch, length in ((1, 1024), (32, 1024), (8, 8192)):
+        k_cache = torch.randn(batch, 3, length, 64, dtype=bf16, device=device)
+        v_cache = torch.randn_like(k_cache)
+        q = torch.randn(batch, 9, 64, dtype=bf16, device=device)
+        slots = torch.arange(batch, device=device)
+        lens = torch.full((batch,), length, dtype=torch.int32, device=device)
+        cases.append(
+            (
+                "decode_attention",
+                f"B{batch} L{length}",
+                lambda a=(q, k_cache, v_cache, slots, lens): ops.decode_attention(*a, 0.125),
+                lambda a=(q, k_cache, v_cache, slots, lens): reference.decode_attention(*a, 0.125),
+                2 * k_cache.numel() * 2,
+            )
+        )
+    for rows, n_out, n_in in ((1, 576, 576), (1, 1536, 576), (1, 8192, 8192), (16, 8192, 8192), (64, 8192, 8192)):
+        n_blocks = n_in // 32
+        blocks = torch.randint(0, 256, (n_out, n_blocks, 20), dtype=torch.uint8, device=device)
+        blocks[..., 0:4] = torch.tensor([0.01, -0.05], dtype=torch.float16, device=device).view(torch.uint8)
+        blocks = blocks.reshape(n_out, n_blocks * 20)
+        x = torch.randn(rows, n_in, dtype=bf16, device=device)
+        cases.append(
+            (
+                "q4_1_matmul",
+                f"M{rows} {n_out}x{n_in}",
+                lambda x=x, b=blocks, n=n_out, k=n_in: triton_q4(x, b, n, k),
+                lambda x=x, b=blocks, n=n_out, k=n_in: reference.q4_1_matmul(x, b, n, k),
+                blocks.numel(),
+            )
+        )
+    for batch in (1, 32):
+        logits = torch.randn(batch, 49152, device=device) * 3
+        params = (
+            torch.full((batch,), 0.8, device=device),
+            torch.full((batch,), 50, device=device),
+            torch.full((batch,), 0.9, device=device),
+            torch.rand(batch, device=device),
+        )
+        cases.append(
+            (
+                "sample",
+                f"B{batch} V49152",
+                lambda lg=logits, p=params: ops.sample(lg, *p),
+                lambda lg=logits, p=params: reference.sample(lg, *p),
+                logits.numel() * 4,
+            )
+        )
+    return cases
+
+
+def _bf16_matmul_ms(rows: int, n_out: int, n_in: int) -> float:
+    """A bf16 torch matmul of the same shape: the bar the 4-bit GEMV must beat by 2× (it reads 3.2× fewer bytes)."""
+    x = torch.randn(rows, n_in, dtype=torch.bfloat16, device="cuda")
+    w = torch.randn(n_out, n_in, dtype=torch.bfloat16, device="cuda")
+    return _time_ms(lambda: x @ w.T)
+
+
+def _compile_row(row: Row, reference_call: Callable[[], Any]) -> None:
+    try:
+        compiled = torch.compile(reference_call)
+        row["compile_ms"] = _time_ms(compiled)
+        row["speedup_vs_compile"] = row["compile_ms"] / row["triton_ms"]
+    except Exception as error:  # a compile failure is a finding, not a crash of the benchmark
+        row["compile_error"] = f"{type(error).__name__}: {error}"[:200]
+
+
+def kernel_rows(copy_gbs: float, deadline: float) -> list[Row]:
+    """One row per kernel and shape; torch.compile (seconds per shape) is skipped once time.monotonic() > deadline."""
+    rows: list[Row] = []
+    for kernel, shape, triton_call, reference_call, moved in _cases("cuda"):
+        row: Row = {"kernel": kernel, "shape": shape}
+        try:
+            row["triton_ms"] = _time_ms(triton_call)
+            row["eager_ms"] = _time_ms(reference_call)
+            row["gbs"] = moved / row["triton_ms"] / 1e6
+            row["copy_fraction"] = row["gbs"] / copy_gbs
+            row["speedup_vs_eager"] = row["eager_ms"] / row["triton_ms"]
+            if time.monotonic() > deadline:
+                row["compile_error"] = "skipped: out of time budget"
+            else:
+                _compile_row(row, reference_call)
+            if kernel == "q4_1_matmul":
+                m, dims = shape.split(" ")
+                n_out, n_in = (int(v) for v in dims.split("x"))
+                row["bf16_matmul_ms"] = _bf16_matmul_ms(int(m[1:]), n_out, n_in)
+                row["speedup_vs_bf16_matmul"] = row["bf16_matmul_ms"] / row["triton_ms"]
+        except Exception as error:
+            row["error"] = f"{type(error).__name__}: {error}"[:300]
+        rows.append(row)
+    return rows
+
+
+def engine_rows(batches: tuple[int, ...] = (1, 32), new_tokens: int = 64) -> list[Row] | dict[str, str]:
+    """Engine generation tokens/s (prefill included, greedy) with Triton and with the references (PyTorch eager) on
+    the GPU, per batch size; skipped with the reason if the engine cannot be imported or loaded."""
+    try:
+        from demo_engine.engine import Engine, SamplingParams
+        from kernels import dispatch
+
+        engine = Engine.load(device="cuda", max_batch=max(batches))
+        engine.start()
+        try:
+            prompt = engine.render_chat(
+                [{"role": "user", "content": "Tell me about the World Artificial Intelligence Conference."}],
+                max_new_tokens=new_tokens,
+            ).token_ids
+            params = SamplingParams(greedy=True, max_new_tokens=new_tokens)
+            rows: list[Row] = []
+            for batch in batches:
+                row: Row = {"batch": batch, "backend_label": engine.backend}
+                for backend in ("triton", "torch"):
+                    with dispatch.use_backend(backend):
+                        for _round in ("warm-up", "measured"):  # warm-up: compilation, CUDA graphs
+                            torch.cuda.synchronize()
+                            start = time.perf_counter()
+                            handles = [engine.submit(prompt, params, lambda event: None) for _ in range(batch)]
+                            finals = [handle.wait(timeout=300) for handle in handles]
+                            torch.cuda.synchronize()
+                            elapsed = time.perf_counter() - start
+                        generated = sum(f.stats.generated_tokens for f in finals if f is not None and f.stats)
+                        row[f"{backend}_tok_s"] = generated / elapsed
+                row["speedup"] = row["triton_tok_s"] / row["torch_tok_s"]
+                rows.append(row)
+            return rows
+        finally:
+            engine.stop()
+    except Exception as error:
+        return {"skipped": f"{type(error).__name__}: {error}"[:300]}
+
+
+def _print_table(rows: list[Row], copy_gbs: float) -> None:
+    print(f"device copy bandwidth: {copy_gbs:.0f} GB/s")
+    print(f"{'kernel':<18}{'shape':<20}{'triton ms':>10}{'GB/s':>8}{'of copy':>9}{'x eager':>9}{'x compile':>10}")
+    for row in rows:
+        if "error" in row:
+            print(f"{row['kernel']:<18}{row['shape']:<20} error: {row['error']}")
+            continue
+        compile_speedup = f"{row['speedup_vs_compile']:.2f}" if "speedup_vs_compile" in row else "n/a"
+        print(
+            f"{row['kernel']:<18}{row['shape']:<20}{row['triton_ms']:>10.4f}{row['gbs']:>8.0f}"
+            f"{row['copy_fraction']:>9.0%}{row['speedup_vs_eager']:>9.2f}{compile_speedup:>10}"
+            + (f"  vs bf16 matmul {row['speedup_vs_bf16_matmul']:.2f}x" if "speedup_vs_bf16_matmul" in row else "")
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
+    parser.add_argument("--no-engine", action="store_true", help="skip the engine decode tokens/s")
+    parser.add_argument("--budget-s", type=float, default=120.0, help="stop torch.compile comparisons after this")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("No CUDA device: the Triton kernels are benchmarked on a GPU only (correctness: pytest tests/kernels).")
+        if args.json:
+            print(json.dumps({"cuda": False}))
+        return 0
+    started = time.monotonic()
+    copy_gbs = copy_bandwidth_gbs()
+    rows = kernel_rows(copy_gbs, deadline=started + args.budget_s)
+    _print_table(rows, copy_gbs)
+    engine: list[Row] | dict[str, str] = {"skipped": "--no-engine"} if args.no_engine else engine_rows()
+    print("engine:", engine)
+    if args.json:
+        summary = {
+            "cuda": True,
+            "device": torch.cuda.get_device_name(),
+            "copy_gbs": copy_gbs,
+            "kernels": rows,
+            "engine": engine,
+        }
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
