@@ -1,0 +1,142 @@
+"""The engine facade: load SmolLM2 once, render chats, submit requests to the continuous-batching scheduler.
+
+This is the only module the chat (Celery worker) needs. Imports no Django.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from demo_engine.engine.chat_template import PromptPlan, plan_prompt
+from demo_engine.engine.gguf_loader import GGUFFile, default_gguf_path
+from demo_engine.engine.model import LlamaModel
+from demo_engine.engine.sampler import SamplingParams
+from demo_engine.engine.scheduler import EngineEvent, RequestHandle, RequestStats, Scheduler
+from demo_engine.engine.tokenizer import ChatTokenizer
+
+DEFAULT_MAX_CONTEXT = 2048  # of the model's 8192: a booth chat never needs more, and the cache stays small
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine was loaded."""
+
+    gguf_path: str
+    mode: str  # "fp32", "int4" (CPU fast path) or "q4_1" (CUDA)
+    device: str
+    max_batch: int
+    max_context: int
+
+
+def _return_freed_memory() -> None:
+    """Hand the loader's freed transients back to the OS (glibc keeps them in its heap otherwise: about 200 MB)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class Engine:
+    """SmolLM2-135M-Instruct served with continuous batching. See the package docstring for the API."""
+
+    def __init__(self, config: EngineConfig, model: LlamaModel, tokenizer: ChatTokenizer) -> None:
+        self.config = config
+        self.model = model
+        self.tokenizer = tokenizer
+        self.scheduler = Scheduler(model, tokenizer, max_batch=config.max_batch, max_context=config.max_context)
+        self.load_seconds = 0.0
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        gguf_path: str | None = None,
+        fp32: bool = False,
+        device: str = "cpu",
+        max_batch: int = 16,
+        max_context: int = DEFAULT_MAX_CONTEXT,
+    ) -> Engine:
+        """Read the GGUF and build the model and tokenizer (a progress bar shows on a terminal)."""
+        started = time.perf_counter()
+        path = gguf_path or default_gguf_path()
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' asked for, but no CUDA device is available")
+        mode = "fp32" if fp32 else ("q4_1" if device.startswith("cuda") else "int4")
+        gguf_file = GGUFFile(path)
+        try:
+            config_context = int(gguf_file.metadata("llama.context_length", 8192))  # type: ignore[arg-type]
+            tokenizer = ChatTokenizer.from_gguf(path, gguf_file)
+            model = LlamaModel.from_gguf(gguf_file, mode, device)
+        finally:
+            gguf_file.close()
+        _return_freed_memory()
+        config = EngineConfig(path, mode, device, max_batch, min(max_context, config_context))
+        engine = cls(config, model, tokenizer)
+        engine.load_seconds = time.perf_counter() - started
+        return engine
+
+    @property
+    def backend(self) -> str:
+        """Which kernels run, e.g. "CPU · int4 bf16"."""
+        return self.model.kernel_label
+
+    def start(self) -> None:
+        """Start the background scheduler thread."""
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stop the scheduler thread; unfinished requests end "cancelled"."""
+        self.scheduler.stop()
+
+    def render_chat(self, messages: list[dict[str, str]], *, max_new_tokens: int) -> PromptPlan:
+        """The prompt for a conversation, with room for `max_new_tokens`; older turns dropped if needed."""
+        return plan_prompt(self.tokenizer, messages, max_context=self.config.max_context, max_new_tokens=max_new_tokens)
+
+    def submit(
+        self, prompt_token_ids: list[int], params: SamplingParams, on_event: Callable[[EngineEvent], None]
+    ) -> RequestHandle:
+        """Queue a request (thread-safe). `on_event` runs on the scheduler thread: keep it cheap."""
+        return self.scheduler.submit(prompt_token_ids, params, on_event)
+
+    def generate(
+        self,
+        prompt: list[dict[str, str]] | list[int],
+        params: SamplingParams | None = None,
+        on_event: Callable[[EngineEvent], None] | None = None,
+    ) -> tuple[str, RequestStats]:
+        """Run one request to the end and return (reply text, stats).
+
+        `prompt` is a list of chat messages or of token ids. Works with or without `start()`: without the
+        thread, the scheduler is stepped in the calling thread.
+        """
+        params = params or SamplingParams()
+        if prompt and isinstance(prompt[0], dict):
+            token_ids = self.render_chat(prompt, max_new_tokens=params.max_new_tokens).token_ids  # type: ignore[arg-type]
+        else:
+            token_ids = list(prompt)  # type: ignore[arg-type]
+        pieces: list[str] = []
+
+        def collect(event: EngineEvent) -> None:
+            pieces.append(event.text)
+            if on_event is not None:
+                on_event(event)
+
+        handle = self.submit(token_ids, params, collect)
+        if not self.scheduler.running:
+            while not handle.done:
+                self.scheduler.step()
+        final = handle.wait()
+        assert final is not None and final.stats is not None
+        if final.finish_reason == "error":
+            raise RuntimeError(final.error)
+        return "".join(pieces), final.stats
+
+    def live_figures(self) -> dict[str, float | int]:
+        """{"tokens_per_s": over the last second, "in_flight": running requests, "queued": waiting ones}."""
+        return self.scheduler.live_figures()

@@ -1,0 +1,72 @@
+"""The KV cache: per layer, K and V tensors of shape (num_slots, Hk, max_len, D), one slot per live request.
+
+A slot is handed to a request when it is admitted and returned the moment it finishes or is cancelled.
+Knows nothing about the model's weights or about requests beyond their slot number.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+
+import torch
+
+
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """A zeroed tensor; on the CPU its pages are only made resident when written.
+
+    An anonymous mmap gives zero pages on first touch, in 4 KB pages. Not numpy's calloc: numpy advises huge
+    pages for large arrays, and with 2 MB pages a few tokens in each of 16 slots made all 754 MB resident.
+    """
+    if torch.device(device).type != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    count = math.prod(shape)
+    buffer = mmap.mmap(-1, count * itemsize)
+    return torch.frombuffer(buffer, dtype=dtype, count=count).view(shape)
+
+
+class KVCache:
+    """K and V for every layer, and a free list of slots.
+
+    On the CPU the tensors are anonymous memory maps, whose pages stay unmapped until written, so resident
+    memory grows with the tokens actually held, not with `num_slots * max_len` (16 slots of 2048 positions
+    are 754 MB in bf16; `torch.zeros` writes them all).
+    Zeros, not garbage, matter: a masked position still meets a 0 weight in attention, and 0 * NaN is NaN.
+    """
+
+    def __init__(
+        self,
+        n_layers: int,
+        num_slots: int,
+        n_kv_heads: int,
+        max_len: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.num_slots = num_slots
+        self.max_len = max_len
+        shape = (num_slots, n_kv_heads, max_len, head_dim)
+        self._k = [_zeros(shape, dtype, device) for _ in range(n_layers)]
+        self._v = [_zeros(shape, dtype, device) for _ in range(n_layers)]
+        self._free = list(range(num_slots - 1, -1, -1))  # pop() hands out slot 0 first
+
+    def layer(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k_cache, v_cache) of one layer, each (num_slots, Hk, max_len, D)."""
+        return self._k[index], self._v[index]
+
+    @property
+    def free_slots(self) -> int:
+        """How many more requests fit."""
+        return len(self._free)
+
+    def allocate(self) -> int:
+        """Take a free slot; raises IndexError when all are in use."""
+        return self._free.pop()
+
+    def release(self, slot: int) -> None:
+        """Give a slot back. Its stale contents are harmless: attention only reads positions below seq_len."""
+        if slot in self._free:
+            raise ValueError(f"slot {slot} released twice")
+        self._free.append(slot)

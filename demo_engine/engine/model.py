@@ -1,0 +1,388 @@
+"""The Llama forward pass of SmolLM2-135M in PyTorch: weights from the GGUF, prefill and batched decode.
+
+Token ids in, logits out; the KV cache is passed in. Knows nothing about text, chat turns, sampling or
+scheduling. The hot-path operations (RMSNorm with residual, rotary, decode attention, SwiGLU, the 4-bit
+matmul on CUDA) go through `kernels.dispatch`, which runs Triton on CUDA tensors and plain PyTorch on the CPU.
+
+Three weight formats, picked at load time:
+
+- `fp32`: every weight dequantized to fp32, exactly as `transformers` does; the reference path.
+- `int4` (CPU default): the Q4_1 blocks repacked for `_weight_int4pack_mm_for_cpu` (groups of 32, the same
+  4-bit codes; scale d and zero m + 8d in bf16), bf16 activations, an fp32 residual stream. About 60 MB
+  of weights read per token against 538 MB in fp32. The tied head is int8 per row (28 MB); the top
+  candidates of each row are then recomputed exactly from the Q8_0 embedding, so greedy picks do not
+  suffer from bf16 logit rounding (spacing 0.125 at a logit of 20).
+- `q4_1` (CUDA): the blocks as stored, multiplied by `dispatch.q4_1_matmul`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from demo_engine.engine import gguf_loader
+from demo_engine.engine.gguf_loader import GGUFFile
+from demo_engine.engine.kv_cache import KVCache
+from kernels import dispatch
+
+INT4_GROUP = 32  # the Q4_1 block size; `_weight_int4pack_mm_for_cpu` accepts it as its group size
+HEAD_REFINE_TOP = 16  # candidates per row whose logits are recomputed exactly from the Q8_0 embedding
+
+
+@dataclass(frozen=True)
+class LlamaConfig:
+    """Shape of a Llama model, as the GGUF metadata states it."""
+
+    n_layers: int = 30
+    dim: int = 576
+    ffn_dim: int = 1536
+    n_heads: int = 9
+    n_kv_heads: int = 3
+    head_dim: int = 64
+    rope_base: float = 100000.0
+    norm_eps: float = 1e-5
+    vocab_size: int = 49152
+    context_length: int = 8192
+
+    @classmethod
+    def from_gguf(cls, gguf_file: GGUFFile) -> LlamaConfig:
+        """Read the `llama.*` keys."""
+        arch = gguf_file.metadata("general.architecture")
+        if arch != "llama":
+            raise ValueError(f"expected a llama GGUF, got {arch!r}")
+        dim = int(gguf_file.metadata("llama.embedding_length"))  # type: ignore[arg-type]
+        n_heads = int(gguf_file.metadata("llama.attention.head_count"))  # type: ignore[arg-type]
+        return cls(
+            n_layers=int(gguf_file.metadata("llama.block_count")),  # type: ignore[arg-type]
+            dim=dim,
+            ffn_dim=int(gguf_file.metadata("llama.feed_forward_length")),  # type: ignore[arg-type]
+            n_heads=n_heads,
+            n_kv_heads=int(gguf_file.metadata("llama.attention.head_count_kv")),  # type: ignore[arg-type]
+            head_dim=dim // n_heads,
+            rope_base=float(gguf_file.metadata("llama.rope.freq_base")),  # type: ignore[arg-type]
+            norm_eps=float(gguf_file.metadata("llama.attention.layer_norm_rms_epsilon")),  # type: ignore[arg-type]
+            vocab_size=int(gguf_file.metadata("llama.vocab_size")),  # type: ignore[arg-type]
+            context_length=int(gguf_file.metadata("llama.context_length")),  # type: ignore[arg-type]
+        )
+
+
+# --- linear layers ------------------------------------------------------------------------------------
+
+
+class DenseLinear:
+    """y = x @ W.T with a dense weight (fp32 on the reference path)."""
+
+    kernel = "dense"
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        self.weight = weight  # (N, K)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight)
+
+
+class Int4PackedLinear:
+    """Q4_1 weights repacked for PyTorch's AVX2 int4 kernel; bf16 in, bf16 out.
+
+    Q4_1 gives w = d*q + m with q in 0..15; the kernel computes w = (q - 8) * scale + zero, so
+    scale = d and zero = m + 8d over the same groups of 32: the codes are carried over unchanged.
+    """
+
+    kernel = "int4pack"
+
+    def __init__(self, codes: torch.Tensor, d: torch.Tensor, m: torch.Tensor) -> None:
+        # codes (N, K) uint8; d, m (N, K/32) fp32
+        self.n_out, self.n_in = codes.shape
+        self.packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes.to(torch.int32), 1)
+        self.scales_zeros = (
+            torch.stack([d, m + 8 * d], dim=-1).transpose(0, 1).contiguous().to(torch.bfloat16)
+        )  # (K/32, N, 2)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+            x.reshape(-1, self.n_in), self.packed, INT4_GROUP, self.scales_zeros
+        )  # (M, N)
+        return y.view(*lead, self.n_out)
+
+
+class Q4_1BlockLinear:
+    """The Q4_1 blocks as stored, multiplied by `dispatch.q4_1_matmul` (Triton on CUDA)."""
+
+    kernel = "q4_1"
+
+    def __init__(self, blocks: torch.Tensor, n_in: int) -> None:
+        self.blocks = blocks  # (N, K/32*20) uint8
+        self.n_out, self.n_in = blocks.shape[0], n_in
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        y = dispatch.q4_1_matmul(x.reshape(-1, self.n_in), self.blocks, self.n_out, self.n_in)  # (M, N)
+        return y.to(x.dtype).view(*lead, self.n_out)
+
+
+Linear = DenseLinear | Int4PackedLinear | Q4_1BlockLinear
+
+
+def _unpermute_rows(blocks: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Undo llama.cpp's q/k row permutation (interleaved RoPE pairs -> rotate-half halves).
+
+    The converter wrote rows as (head, D/2, 2) from (head, 2, D/2); rows are whole blocks, so this works
+    on raw Q4_1 blocks and on dense weights alike.
+    """
+    n_rows = blocks.shape[0]
+    head_dim = n_rows // n_heads
+    return (
+        blocks.reshape(n_heads, head_dim // 2, 2, *blocks.shape[1:])
+        .transpose(1, 2)
+        .reshape(n_rows, *blocks.shape[1:])
+        .contiguous()
+    )
+
+
+def _make_linear(blocks: list[torch.Tensor], n_in: int, mode: str, device: str) -> Linear:
+    """One linear layer from Q4_1 blocks of one or more weights stacked along the outputs (q|k|v)."""
+    stacked = torch.cat(blocks, dim=0)  # (N, K/32*20)
+    if mode == "fp32":
+        return DenseLinear(gguf_loader.q4_1_dequantize(stacked).to(device))
+    if mode == "int4":
+        codes, d, m = gguf_loader.q4_1_unpack(stacked)
+        return Int4PackedLinear(codes, d, m)
+    return Q4_1BlockLinear(stacked.to(device), n_in)
+
+
+@dataclass
+class LayerWeights:
+    """One transformer block."""
+
+    attn_norm: torch.Tensor  # (dim,)
+    qkv: Linear  # dim -> (Hq + 2 Hk) * D
+    out: Linear  # Hq * D -> dim
+    ffn_norm: torch.Tensor  # (dim,)
+    gate_up: Linear  # dim -> 2 * ffn
+    down: Linear  # ffn -> dim
+
+
+class TokenEmbedding:
+    """The tied embedding: Q8_0 codes kept as int8 with their block scales; rows dequantized on lookup."""
+
+    def __init__(self, codes: torch.Tensor, scales: torch.Tensor) -> None:
+        self.codes = codes  # (V, dim) int8
+        self.scales = scales  # (V, dim/32) fp32
+        self.vocab_size, self.dim = codes.shape
+
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """fp32 rows for `ids` (...,) -> (..., dim), exactly the dequantized Q8_0 values."""
+        codes = self.codes[ids].float()  # (..., dim)
+        scales = self.scales[ids]  # (..., dim/32)
+        return (codes.unflatten(-1, (-1, 32)) * scales[..., None]).flatten(-2)
+
+    def dense(self) -> torch.Tensor:
+        """The whole table in fp32 (V, dim)."""
+        return self.rows(torch.arange(self.vocab_size))
+
+
+def _int8_rows(embedding: TokenEmbedding, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """The embedding requantized to int8 with one scale per row, for `_weight_int8pack_mm`: (V, dim), (V,) bf16.
+
+    Done a chunk of rows at a time: the whole table in fp32 would be a 113 MB transient (three of them, counting
+    the intermediate results) on top of a loaded engine that should stay under 1 GB.
+    """
+    codes = torch.empty_like(embedding.codes)  # (V, dim) int8
+    scales = torch.empty(embedding.vocab_size, dtype=torch.float32)
+    for start in range(0, embedding.vocab_size, chunk):
+        rows = embedding.rows(torch.arange(start, min(start + chunk, embedding.vocab_size)))  # (chunk, dim) fp32
+        row_scale = rows.abs().amax(dim=1).clamp(min=1e-8) / 127  # (chunk,)
+        codes[start : start + chunk] = torch.round(rows / row_scale[:, None]).to(torch.int8)
+        scales[start : start + chunk] = row_scale
+    return codes, scales.to(torch.bfloat16)
+
+
+class LlamaModel:
+    """SmolLM2's forward pass. `prefill` one prompt into a cache slot; `decode` one token for many slots."""
+
+    def __init__(self, config: LlamaConfig, mode: str, device: str = "cpu") -> None:
+        if mode not in ("fp32", "int4", "q4_1"):
+            raise ValueError(f"unknown weight mode {mode!r}")
+        self.config = config
+        self.mode = mode
+        self.device = torch.device(device)
+        # Activations: bf16 feeds the int4 kernel's AVX2 path (fp32 activations fall back to a path 8x slower).
+        self.act_dtype = torch.float32 if mode == "fp32" else torch.bfloat16
+        self.layers: list[LayerWeights] = []
+        self.final_norm = torch.empty(0)
+        self.embedding: TokenEmbedding | None = None
+        self.head_weight = torch.empty(0)
+        self.head_int8: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.scale = config.head_dim**-0.5
+        inv_freq = 1.0 / (
+            config.rope_base ** (torch.arange(0, config.head_dim, 2, dtype=torch.float32) / config.head_dim)
+        )
+        self._inv_freq = inv_freq.to(self.device)  # (D/2,)
+
+    # --- loading ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_gguf(cls, gguf_file: GGUFFile, mode: str, device: str = "cpu") -> LlamaModel:
+        """Build the model's weights from an opened GGUF file (with a progress bar on a terminal)."""
+        config = LlamaConfig.from_gguf(gguf_file)
+        model = cls(config, mode, device)
+        by_name = {tensor.name: tensor for tensor in gguf_file.tensors()}
+        dim, ffn = config.dim, config.ffn_dim
+
+        def blocks(name: str) -> torch.Tensor:
+            return gguf_loader.q4_1_blocks(by_name[name])
+
+        def norm(name: str) -> torch.Tensor:
+            return gguf_loader.f32_tensor(by_name[name]).to(model.device)
+
+        for index in gguf_loader.progress(list(range(config.n_layers)), "loading SmolLM2"):
+            p = f"blk.{index}."
+            q = _unpermute_rows(blocks(p + "attn_q.weight"), config.n_heads)
+            k = _unpermute_rows(blocks(p + "attn_k.weight"), config.n_kv_heads)
+            model.layers.append(
+                LayerWeights(
+                    attn_norm=norm(p + "attn_norm.weight"),
+                    qkv=_make_linear([q, k, blocks(p + "attn_v.weight")], dim, mode, device),
+                    out=_make_linear([blocks(p + "attn_output.weight")], dim, mode, device),
+                    ffn_norm=norm(p + "ffn_norm.weight"),
+                    gate_up=_make_linear(
+                        [blocks(p + "ffn_gate.weight"), blocks(p + "ffn_up.weight")], dim, mode, device
+                    ),
+                    down=_make_linear([blocks(p + "ffn_down.weight")], ffn, mode, device),
+                )
+            )
+        model.final_norm = norm("output_norm.weight")
+        codes, scales = gguf_loader.q8_0_unpack(by_name["token_embd.weight"])
+        model.embedding = TokenEmbedding(codes.to(model.device), scales.to(model.device))
+        if "output.weight" in by_name:
+            raise NotImplementedError("this engine expects tied embeddings (no output.weight)")
+        if mode == "fp32":
+            model.head_weight = model.embedding.dense()  # (V, dim)
+        elif mode == "int4":
+            model.head_int8 = _int8_rows(model.embedding)
+        else:
+            model.head_weight = model.embedding.dense().to(model.device, torch.bfloat16)
+        return model
+
+    @property
+    def kernel_label(self) -> str:
+        """What ran, for the per-request figures: e.g. "CPU · int4 bf16", "GPU · Triton", "CPU · fp32"."""
+        if self.mode == "fp32":
+            return f"{'GPU' if self.device.type == 'cuda' else 'CPU'} · fp32"
+        probe = torch.empty(0, device=self.device)
+        if dispatch.backend_for(probe) == "triton":
+            return "GPU · Triton"
+        if self.mode == "int4":
+            return "CPU · int4 bf16"
+        return f"{self.device.type.upper()} · q4_1 {dispatch.backend_for(probe)}"
+
+    def new_cache(self, num_slots: int, max_len: int) -> KVCache:
+        """An empty KV cache in this model's activation dtype."""
+        c = self.config
+        return KVCache(c.n_layers, num_slots, c.n_kv_heads, max_len, c.head_dim, self.act_dtype, self.device)
+
+    # --- forward ---------------------------------------------------------------------------------------
+
+    def _rotary(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin for positions (B, T) -> (B, T, D/2) fp32, as transformers computes them."""
+        freqs = positions.to(torch.float32)[..., None] * self._inv_freq  # (B, T, D/2)
+        return freqs.cos(), freqs.sin()
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        """Final hidden (M, dim) in the activation dtype -> fp32 logits (M, V)."""
+        if self.mode == "fp32":
+            return F.linear(x, self.head_weight)
+        if self.head_int8 is None:
+            return F.linear(x, self.head_weight).float()
+        q8, row_scale = self.head_int8
+        logits = torch.ops.aten._weight_int8pack_mm(x, q8, row_scale).float()  # (M, V), bf16-rounded
+        # Recompute the best few exactly: the int8 head's error (about 0.05) is far smaller than the gap
+        # to the 16th candidate, so the argmax over exact values is the argmax of the exact head.
+        top = logits.topk(HEAD_REFINE_TOP, dim=-1).indices  # (M, k)
+        exact = torch.einsum("md,mkd->mk", x.float(), self.embedding.rows(top))  # (M, k)
+        return logits.scatter_(1, top, exact)
+
+    def _embed(self, token_ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding.rows(token_ids)  # (..., dim) fp32
+
+    def prefill(self, token_ids: torch.Tensor, cache: KVCache, slot: int, *, all_logits: bool = False) -> torch.Tensor:
+        """Run a whole prompt (T,) from position 0 into cache slot `slot`.
+
+        Returns fp32 logits (T, V) with `all_logits`, else only the last position's (1, V).
+        """
+        c = self.config
+        n_tokens = token_ids.shape[0]
+        if n_tokens > cache.max_len:
+            raise ValueError(f"prompt of {n_tokens} tokens exceeds the cache length {cache.max_len}")
+        positions = torch.arange(n_tokens, device=self.device)[None]  # (1, T)
+        cos, sin = self._rotary(positions)  # (1, T, D/2)
+        residual = self._embed(token_ids.to(self.device))[None]  # (1, T, dim) fp32
+        x, residual = dispatch.rms_norm(residual, self.layers[0].attn_norm, c.norm_eps)
+        x = x.to(self.act_dtype)
+        for index, layer in enumerate(self.layers):
+            qkv = layer.qkv(x)  # (1, T, (Hq + 2Hk) D)
+            q, k, v = qkv.split([c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim, c.n_kv_heads * c.head_dim], -1)
+            q = q.reshape(1, n_tokens, c.n_heads, c.head_dim)  # (1, T, Hq, D)
+            k = k.reshape(1, n_tokens, c.n_kv_heads, c.head_dim)  # (1, T, Hk, D)
+            v = v.reshape(1, n_tokens, c.n_kv_heads, c.head_dim)
+            dispatch.apply_rotary(q, k, cos, sin)
+            k_cache, v_cache = cache.layer(index)
+            k_cache[slot, :, :n_tokens] = k[0].transpose(0, 1)  # (Hk, T, D)
+            v_cache[slot, :, :n_tokens] = v[0].transpose(0, 1)
+            attn = F.scaled_dot_product_attention(
+                q.transpose(1, 2),
+                k.transpose(1, 2),
+                v.transpose(1, 2),
+                is_causal=True,
+                scale=self.scale,
+                enable_gqa=True,
+            )  # (1, Hq, T, D)
+            h = layer.out(attn.transpose(1, 2).reshape(1, n_tokens, c.dim))  # (1, T, dim)
+            x, residual = dispatch.rms_norm(h, layer.ffn_norm, c.norm_eps, residual)
+            gate, up = layer.gate_up(x).chunk(2, dim=-1)  # (1, T, ffn) each
+            h = layer.down(dispatch.swiglu(gate, up))  # (1, T, dim)
+            norm_weight = self.layers[index + 1].attn_norm if index + 1 < len(self.layers) else self.final_norm
+            x, residual = dispatch.rms_norm(h, norm_weight, c.norm_eps, residual)
+        hidden = x[0] if all_logits else x[0, -1:]  # (T or 1, dim)
+        return self._head(hidden)
+
+    def decode(
+        self, token_ids: torch.Tensor, cache: KVCache, slots: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """One new token for each of B sequences: token_ids, slots, positions (B,) -> fp32 logits (B, V).
+
+        `positions[i]` is where token i sits (its sequence's length before it); its K and V are written
+        there, and attention covers positions 0..positions[i].
+        """
+        c = self.config
+        batch = token_ids.shape[0]
+        seq_lens = (positions + 1).to(torch.int32)  # (B,)
+        # Attention reads only up to the longest sequence in the batch, not the whole cache length.
+        span = int(seq_lens.max())
+        cos, sin = self._rotary(positions[:, None])  # (B, 1, D/2)
+        residual = self._embed(token_ids)  # (B, dim) fp32
+        x, residual = dispatch.rms_norm(residual, self.layers[0].attn_norm, c.norm_eps)
+        x = x.to(self.act_dtype)
+        q_width, kv_width = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
+        for index, layer in enumerate(self.layers):
+            qkv = layer.qkv(x)  # (B, (Hq + 2Hk) D)
+            q, k, v = qkv.split([q_width, kv_width, kv_width], -1)
+            q = q.reshape(batch, 1, c.n_heads, c.head_dim)  # (B, 1, Hq, D)
+            k = k.reshape(batch, 1, c.n_kv_heads, c.head_dim)  # (B, 1, Hk, D)
+            dispatch.apply_rotary(q, k, cos, sin)
+            k_cache, v_cache = cache.layer(index)
+            k_cache[slots, :, positions] = k[:, 0]  # (B, Hk, D)
+            v_cache[slots, :, positions] = v.reshape(batch, c.n_kv_heads, c.head_dim)
+            attn = dispatch.decode_attention(
+                q[:, 0], k_cache[:, :, :span], v_cache[:, :, :span], slots, seq_lens, self.scale
+            )  # (B, Hq, D)
+            h = layer.out(attn.reshape(batch, c.dim))  # (B, dim)
+            x, residual = dispatch.rms_norm(h, layer.ffn_norm, c.norm_eps, residual)
+            gate, up = layer.gate_up(x).chunk(2, dim=-1)  # (B, ffn) each
+            h = layer.down(dispatch.swiglu(gate, up))  # (B, dim)
+            norm_weight = self.layers[index + 1].attn_norm if index + 1 < len(self.layers) else self.final_norm
+            x, residual = dispatch.rms_norm(h, norm_weight, c.norm_eps, residual)
+        return self._head(x)

@@ -1,0 +1,341 @@
+"""Continuous batching: one thread runs decode steps over every live request, admitting new ones between steps.
+
+Each step: retire cancelled requests (freeing their cache slots), prefill newly admitted prompts (one forward
+each, which also yields their first token), then one batched decode forward for all running requests, then
+sampling and events. A request's output does not depend on its neighbours: prefill runs alone, decode rows
+are independent, and each request samples from its own seeded generator.
+
+Knows token ids and text deltas (through the tokenizer's stream decoder), not chat turns or Django.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from demo_engine.engine.model import LlamaModel
+from demo_engine.engine.sampler import SamplingParams, apply_repetition_penalty, sample_next_tokens
+from demo_engine.engine.tokenizer import ChatTokenizer, StreamDecoder
+
+logger = logging.getLogger(__name__)
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+# Prompt tokens prefilled per step at most (beyond the first admitted request), so a burst of long prompts
+# does not stall the running replies for seconds.
+PREFILL_TOKENS_PER_STEP = 1024
+
+
+@dataclass
+class RequestStats:
+    """Figures of one reply."""
+
+    prompt_tokens: int
+    generated_tokens: int
+    ttft_s: float | None  # submit -> first token
+    decode_tokens_per_s: float | None  # tokens after the first, over the time after the first
+    backend: str  # e.g. "CPU · int4 bf16", "GPU · Triton"
+
+
+@dataclass
+class EngineEvent:
+    """A text delta (`final` False) or the one final event of a request (`final` True)."""
+
+    request_id: int
+    text: str = ""  # the new text; never splits a UTF-8 character
+    token_count: int = 0  # tokens generated so far
+    final: bool = False
+    finish_reason: FinishReason | None = None
+    error: str | None = None
+    stats: RequestStats | None = None
+
+
+class RequestHandle:
+    """The caller's side of a request: cancel it, wait for its final event. Thread-safe."""
+
+    def __init__(self, request_id: int, scheduler: Scheduler) -> None:
+        self.request_id = request_id
+        self._scheduler = scheduler
+        self._done = threading.Event()
+        self._cancelled = threading.Event()
+        self.final_event: EngineEvent | None = None
+
+    def cancel(self) -> None:
+        """Stop the reply before its next decode step; its cache slot is freed then."""
+        self._cancelled.set()
+        self._scheduler.wake()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    @property
+    def done(self) -> bool:
+        """True once the final event has been delivered."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> EngineEvent | None:
+        """The final event, or None if `timeout` seconds pass first."""
+        self._done.wait(timeout)
+        return self.final_event
+
+    def _finish(self, event: EngineEvent) -> None:
+        self.final_event = event
+        self._done.set()
+
+
+@dataclass
+class _Request:
+    request_id: int
+    prompt: list[int]
+    params: SamplingParams
+    on_event: Callable[[EngineEvent], None]
+    handle: RequestHandle
+    decoder: StreamDecoder
+    generator: torch.Generator | None
+    submitted_at: float
+    slot: int = -1
+    generated: list[int] = field(default_factory=list)
+    seen: torch.Tensor | None = None  # unique token ids, for the repetition penalty
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+
+    @property
+    def length(self) -> int:
+        """Tokens in the cache once the last generated token is written."""
+        return len(self.prompt) + len(self.generated)
+
+
+class Scheduler:
+    """Runs requests to completion on one model, batching their decode steps."""
+
+    def __init__(self, model: LlamaModel, tokenizer: ChatTokenizer, *, max_batch: int, max_context: int) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch = max_batch
+        self.max_context = max_context
+        self.cache = model.new_cache(max_batch, max_context)
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._queue: deque[_Request] = deque()
+        self._running: list[_Request] = []
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._step_lock = threading.Lock()  # one step at a time, whether from the thread or an inline caller
+        self._token_times: deque[tuple[float, int]] = deque()  # (time, tokens) of recent steps
+
+    # --- the caller's side -------------------------------------------------------------------------------
+
+    def submit(
+        self, prompt: list[int], params: SamplingParams, on_event: Callable[[EngineEvent], None]
+    ) -> RequestHandle:
+        """Queue a request; thread-safe. Events arrive on the scheduler thread."""
+        params.validate()
+        if not prompt:
+            raise ValueError("empty prompt")
+        if len(prompt) >= self.max_context:
+            raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.max_context}")
+        request_id = next(self._ids)
+        handle = RequestHandle(request_id, self)
+        generator = None
+        if not params.is_greedy:
+            generator = torch.Generator()
+            if params.seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(params.seed)
+        request = _Request(
+            request_id=request_id,
+            prompt=list(prompt),
+            params=params,
+            on_event=on_event,
+            handle=handle,
+            decoder=self.tokenizer.stream_decoder(),
+            generator=generator,
+            submitted_at=time.perf_counter(),
+        )
+        with self._wakeup:
+            self._queue.append(request)
+            self._wakeup.notify()
+        return handle
+
+    def wake(self) -> None:
+        """Nudge the thread (after a cancel)."""
+        with self._wakeup:
+            self._wakeup.notify()
+
+    def start(self) -> None:
+        """Start the background thread."""
+        if self._thread is not None:
+            return
+        self._stopping = False
+        self._threads = torch.get_num_threads()
+        self._thread = threading.Thread(target=self._loop, name="engine-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread; requests still in flight end with finish_reason "cancelled"."""
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._step_lock:
+            for request in list(self._running) + list(self._queue):
+                self._finish(request, "cancelled")
+            self._queue.clear()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def live_figures(self) -> dict[str, float | int]:
+        """Tokens generated per second over the last second, requests in flight and queued."""
+        now = time.perf_counter()
+        with self._lock:
+            tokens = sum(n for t, n in self._token_times if now - t <= 1.0)
+            return {"tokens_per_s": float(tokens), "in_flight": len(self._running), "queued": len(self._queue)}
+
+    # --- the scheduler thread ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        torch.set_num_threads(self._threads)  # the intra-op setting is per OS thread under OpenMP
+        while True:
+            with self._wakeup:
+                while not self._stopping and not self._queue and not self._running:
+                    self._wakeup.wait()
+                if self._stopping:
+                    return
+            self.step()
+
+    def has_work(self) -> bool:
+        """True while anything is queued or running."""
+        with self._lock:
+            return bool(self._queue or self._running)
+
+    def step(self) -> None:
+        """One scheduling round: retire cancelled, admit and prefill, one decode step."""
+        with self._step_lock, torch.inference_mode():
+            try:
+                self._retire_cancelled()
+                self._admit()
+                self._decode()
+            except Exception as exc:  # a broken step must end its requests with a reason, not hang them
+                logger.exception("engine step failed")
+                for request in list(self._running):
+                    self._finish(request, "error", error=f"{type(exc).__name__}: {exc}")
+
+    def _retire_cancelled(self) -> None:
+        for request in list(self._running):
+            if request.handle.cancelled:
+                self._finish(request, "cancelled")
+        with self._lock:
+            queued = [r for r in self._queue if r.handle.cancelled]
+            for request in queued:
+                self._queue.remove(request)
+        for request in queued:
+            self._finish(request, "cancelled")
+
+    def _admit(self) -> None:
+        prefilled = 0
+        while True:
+            with self._lock:
+                if not self._queue or self.cache.free_slots == 0:
+                    return
+                if prefilled and prefilled + len(self._queue[0].prompt) > PREFILL_TOKENS_PER_STEP:
+                    return
+                request = self._queue.popleft()
+                request.slot = self.cache.allocate()
+                self._running.append(request)
+            prefilled += len(request.prompt)
+            try:
+                prompt = torch.tensor(request.prompt, dtype=torch.int64)
+                logits = self.model.prefill(prompt, self.cache, request.slot)  # (1, V)
+                request.seen = torch.unique(prompt.to(logits.device))
+                self._sample_and_emit([request], logits)
+            except Exception as exc:
+                logger.exception("prefill failed")
+                self._finish(request, "error", error=f"{type(exc).__name__}: {exc}")
+
+    def _decode(self) -> None:
+        batch = [r for r in self._running if not r.handle.cancelled]
+        if not batch:
+            return
+        device = self.model.device
+        tokens = torch.tensor([r.generated[-1] for r in batch], dtype=torch.int64, device=device)
+        slots = torch.tensor([r.slot for r in batch], dtype=torch.int64, device=device)
+        positions = torch.tensor([r.length - 1 for r in batch], dtype=torch.int64, device=device)
+        logits = self.model.decode(tokens, self.cache, slots, positions)  # (B, V)
+        self._sample_and_emit(batch, logits)
+
+    def _sample_and_emit(self, batch: list[_Request], logits: torch.Tensor) -> None:
+        apply_repetition_penalty(logits, [r.seen for r in batch], [r.params.repetition_penalty for r in batch])
+        next_ids = sample_next_tokens(logits, [r.params for r in batch], [r.generator for r in batch]).tolist()
+        now = time.perf_counter()
+        with self._lock:
+            self._token_times.append((now, len(batch)))
+            while self._token_times and now - self._token_times[0][0] > 2.0:
+                self._token_times.popleft()
+        for request, token in zip(batch, next_ids, strict=True):
+            if request.first_token_at is None:
+                request.first_token_at = now
+            request.last_token_at = now
+            if token == self.tokenizer.eos_id and not request.params.ignore_eos:
+                self._finish(request, "stop")
+                continue
+            request.generated.append(token)
+            if request.params.repetition_penalty != 1.0 and request.seen is not None:
+                request.seen = torch.unique(
+                    torch.cat([request.seen, torch.tensor([token], device=request.seen.device)])
+                )
+            text = request.decoder.push(token)
+            if text:
+                self._emit(request, EngineEvent(request.request_id, text=text, token_count=len(request.generated)))
+            if len(request.generated) >= request.params.max_new_tokens or request.length >= self.max_context:
+                self._finish(request, "length")
+
+    def _emit(self, request: _Request, event: EngineEvent) -> None:
+        try:
+            request.on_event(event)
+        except Exception:  # a caller's broken callback must not take the batch down
+            logger.exception("on_event callback failed for request %s", request.request_id)
+
+    def _finish(self, request: _Request, reason: FinishReason, *, error: str | None = None) -> None:
+        """Free the slot, flush pending text, and deliver the one final event."""
+        with self._lock:
+            if request in self._running:
+                self._running.remove(request)
+            if request.slot >= 0:
+                self.cache.release(request.slot)
+                request.slot = -1
+        if request.handle.done:
+            return
+        # Bytes still held by the stream decoder are an unfinished character (a reply cut by max_new_tokens
+        # mid-emoji): they are dropped rather than shown as U+FFFD.
+        generated = len(request.generated)
+        ttft = request.first_token_at - request.submitted_at if request.first_token_at is not None else None
+        decode_rate = None
+        if request.first_token_at is not None and request.last_token_at is not None and generated > 1:
+            elapsed = request.last_token_at - request.first_token_at
+            decode_rate = (generated - 1) / elapsed if elapsed > 0 else None
+        stats = RequestStats(
+            prompt_tokens=len(request.prompt),
+            generated_tokens=generated,
+            ttft_s=ttft,
+            decode_tokens_per_s=decode_rate,
+            backend=self.model.kernel_label,
+        )
+        event = EngineEvent(
+            request.request_id, token_count=generated, final=True, finish_reason=reason, error=error, stats=stats
+        )
+        self._emit(request, event)
+        request.handle._finish(event)

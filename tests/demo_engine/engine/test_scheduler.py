@@ -1,0 +1,116 @@
+"""Continuous batching: batch invariance, cancellation, streaming events and stop conditions."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from demo_engine.engine import EngineEvent, SamplingParams
+
+QUESTIONS = [
+    "Hi!",
+    "What is the capital of France?",
+    "Name three colours.",
+    "Explain in one sentence what a GPU does, for a visitor at a technology fair in Shanghai.",
+    "Écris une phrase sur Paris.",
+    "用一句话介绍上海。",
+    "Give me a short list of fruits 🍎.",
+    "What is 2 + 2? Answer with the number and a brief explanation of how addition works for children.",
+]
+
+
+def _greedy(max_new_tokens: int) -> SamplingParams:
+    return SamplingParams(greedy=True, repetition_penalty=1.0, max_new_tokens=max_new_tokens)
+
+
+def _run_concurrently(engine, prompts, params, cancel_index=None, cancel_after=5):
+    """Submit all prompts at once to the running scheduler; returns (texts, final events)."""
+    texts = [[] for _ in prompts]
+    handles = []
+    cancelled_at = threading.Event()
+
+    def make_callback(index):
+        def on_event(event: EngineEvent) -> None:
+            texts[index].append(event.text)
+            if index == cancel_index and not event.final and event.token_count >= cancel_after:
+                handles[index].cancel()
+                cancelled_at.set()
+
+        return on_event
+
+    engine.start()
+    try:
+        for index, prompt in enumerate(prompts):
+            handles.append(engine.submit(prompt, params, make_callback(index)))
+        finals = [handle.wait(timeout=120) for handle in handles]
+    finally:
+        engine.stop()
+    return ["".join(t) for t in texts], finals
+
+
+@pytest.mark.slow
+def test_concurrent_greedy_requests_match_each_alone(fp32_engine):
+    """On the fp32 path, 8 concurrent greedy requests of different lengths each give exactly their solo output."""
+    prompts = [
+        fp32_engine.render_chat([{"role": "user", "content": q}], max_new_tokens=16).token_ids for q in QUESTIONS
+    ]
+    assert len({len(p) for p in prompts}) > 4  # genuinely different lengths
+    alone = [fp32_engine.generate(prompt, _greedy(16))[0] for prompt in prompts]
+    together, finals = _run_concurrently(fp32_engine, prompts, _greedy(16))
+    assert together == alone
+    assert all(f.finish_reason in ("stop", "length") for f in finals)
+
+    # Cancelling one mid-way: it ends "cancelled", its slot is free again, and the others are unchanged.
+    together, finals = _run_concurrently(fp32_engine, prompts, _greedy(16), cancel_index=3, cancel_after=5)
+    assert finals[3].finish_reason == "cancelled"
+    assert finals[3].stats.generated_tokens < 16
+    assert together[:3] + together[4:] == alone[:3] + alone[4:]
+    assert fp32_engine.scheduler.cache.free_slots == fp32_engine.config.max_batch
+
+
+def test_stop_at_im_end_and_max_new_tokens(fast_engine):
+    """A reply ends "stop" at <|im_end|> (which is not shown) or "length" at max_new_tokens, with figures filled in."""
+    plan = fast_engine.render_chat([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=64)
+    text, stats = fast_engine.generate(plan.token_ids, _greedy(64))
+    assert "Paris" in text and "<|im_end|>" not in text
+    assert stats.generated_tokens < 64 and stats.prompt_tokens == len(plan.token_ids)
+    assert stats.ttft_s is not None and stats.ttft_s > 0
+    events: list[EngineEvent] = []
+    text, stats = fast_engine.generate(plan.token_ids, _greedy(3), on_event=events.append)
+    assert stats.generated_tokens == 3
+    assert [e.finish_reason for e in events if e.final] == ["length"]
+    assert sum(1 for e in events if e.final) == 1
+
+
+def test_streamed_deltas_are_whole_characters(fast_engine):
+    """Streaming a reply with Chinese characters: every delta is valid text, and the deltas add up to the reply."""
+    question = 'Translate "thank you" into Chinese and Japanese.'
+    plan = fast_engine.render_chat([{"role": "user", "content": question}], max_new_tokens=24)
+    events: list[EngineEvent] = []
+    text, _ = fast_engine.generate(plan.token_ids, _greedy(24), on_event=events.append)
+    deltas = [e.text for e in events if not e.final and e.text]
+    assert "".join(deltas) == text
+    assert all("\ufffd" not in d for d in deltas)
+    assert any(ord(ch) > 0x2E80 for ch in text)  # the reply did contain CJK or emoji
+    counts = [e.token_count for e in events if not e.final]
+    assert counts == sorted(counts)
+
+
+def test_cancel_before_start_frees_everything(fast_engine):
+    """A request cancelled while still queued ends "cancelled" without generating, and holds no cache slot."""
+    handle = fast_engine.submit([1, 2, 3], _greedy(8), lambda event: None)
+    handle.cancel()
+    while not handle.done:
+        fast_engine.scheduler.step()
+    final = handle.wait(1)
+    assert final.finish_reason == "cancelled" and final.stats.generated_tokens == 0
+    assert fast_engine.scheduler.cache.free_slots == fast_engine.config.max_batch
+
+
+def test_live_figures_report_recent_throughput(fast_engine):
+    """live_figures() counts tokens generated in the last second and what is in flight."""
+    fast_engine.generate([1, 9093, 198], _greedy(6))
+    figures = fast_engine.live_figures()
+    assert figures["tokens_per_s"] > 0
+    assert figures["in_flight"] == 0 and figures["queued"] == 0
