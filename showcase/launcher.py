@@ -70,7 +70,7 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: receive SIGTERM if the launcher dies, so nothing is left running."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     pr_set_pdeathsig = 1
@@ -89,7 +89,7 @@ def start_embedded_redis(var_dir: Path) -> EmbeddedRedis:
     port = free_port()
     args = [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir), "--save", "",
             "--appendonly", "no", "--logfile", str(data_dir / "redis.log")]  # fmt: skip
-    process = subprocess.Popen(args, preexec_fn=_die_with_parent, start_new_session=True)
+    process = subprocess.Popen(args, preexec_fn=die_with_parent, start_new_session=True)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -125,7 +125,7 @@ class Site:
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         # A new session: Ctrl-C in the terminal reaches only the launcher, which then stops each child in order.
-        process = subprocess.Popen(args, cwd=BASE_DIR, env=env, preexec_fn=_die_with_parent, start_new_session=True)
+        process = subprocess.Popen(args, cwd=BASE_DIR, env=env, preexec_fn=die_with_parent, start_new_session=True)
         self.processes.append((name, process))
         return process
 
@@ -210,6 +210,8 @@ def main() -> int:
         manage(["migrate", "--noinput", "-v", "0"], env)
         manage(["collectstatic", "--noinput", "-v", "0"], env)
         manage(["ensure_staff"], env)
+        # Idempotent: loads the conference, AI systems and examples on first start, then changes nothing.
+        manage(["load_demo_content"], env)
         for command in os.environ.get("SHOWCASE_STARTUP_COMMANDS", "").split(","):
             if command.strip():
                 manage([command.strip()], env)

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "showcase.core",
+    "showcase.exhibits",
     "demo_engine",
 ]
 
@@ -166,7 +167,6 @@ CHAT_MAX_QUEUED = env_int("CHAT_MAX_QUEUED", 64)
 CHAT_TASK_EXPIRES_S = env_int("CHAT_TASK_EXPIRES_S", 300)
 CHAT_GENERATION_TIME_LIMIT_S = env_int("CHAT_GENERATION_TIME_LIMIT_S", 300)
 CHAT_TEMPERATURE = 0.7
-CHAT_TOP_P = 0.9
 CHAT_REPETITION_PENALTY = 1.1
 # The engine in each worker process.
 ENGINE_FP32 = env_bool("ENGINE_FP32", False)

@@ -1,0 +1,259 @@
+"""The staff's editing desk: list columns, search, filters, inlines, slugs from names, publish/unpublish actions.
+
+Only staff reach it (Django's admin site checks `is_staff`); every change lands in the admin's history.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from showcase.exhibits import services
+from showcase.exhibits.models import (
+    AISystem,
+    Category,
+    Claim,
+    Conference,
+    ContentLoad,
+    Exhibitor,
+    Figure,
+    Hardware,
+    Investor,
+    Pitch,
+    Product,
+    Source,
+    Startup,
+)
+
+
+class PublishActionsMixin:
+    """Publish or unpublish the selected rows in one go, through the services."""
+
+    actions = ["publish_selected", "unpublish_selected"]
+    # A website typed without a scheme is taken as https (Django 6's default, without the deprecation warning).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    @admin.action(description=_("Publish the selected items"))
+    def publish_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for item in queryset:
+            services.content_publish(item=item)
+        count = queryset.count()
+        self.message_user(
+            request, ngettext("%d item published.", "%d items published.", count) % count, messages.SUCCESS
+        )
+
+    @admin.action(description=_("Return the selected items to draft"))
+    def unpublish_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for item in queryset:
+            services.content_unpublish(item=item)
+        count = queryset.count()
+        self.message_user(
+            request, ngettext("%d item set to draft.", "%d items set to draft.", count) % count, messages.SUCCESS
+        )
+
+
+@admin.register(Conference)
+class ConferenceAdmin(PublishActionsMixin, admin.ModelAdmin):
+    list_display = ["name", "city", "starts_on", "ends_on", "status"]
+    list_filter = ["status"]
+    search_fields = ["name", "city"]
+    prepopulated_fields = {"slug": ["name"]}
+    fieldsets = [
+        (
+            None,
+            {"fields": ["name", "short_name", "slug", "status", "city", "venue", "starts_on", "ends_on", "summary"]},
+        ),
+        (
+            _("Headline figures"),
+            {
+                "fields": [
+                    "figures_are_minimums",
+                    "guests",
+                    "countries",
+                    "exhibition_area_m2",
+                    "products",
+                    "companies",
+                    "language_models",
+                    "startups",
+                    "investment_institutions",
+                    "source_title",
+                    "source_url",
+                ]
+            },
+        ),
+    ]
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug"]
+    search_fields = ["name"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class ProductInline(admin.StackedInline):
+    model = Product
+    formfield_overrides = PublishActionsMixin.formfield_overrides
+    extra = 0
+    prepopulated_fields = {"slug": ["name"]}
+    fields = ["name", "slug", "kind", "status", "featured", "position", "description", "image", "is_example"]
+
+
+@admin.register(Exhibitor)
+class ExhibitorAdmin(PublishActionsMixin, admin.ModelAdmin):
+    list_display = ["name", "country", "hall", "booth", "status", "is_example", "updated_at"]
+    list_filter = ["status", "country", "categories", "is_example"]
+    search_fields = ["name", "description", "booth"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["categories"]
+    list_per_page = 50
+    inlines = [ProductInline]
+
+
+@admin.register(Product)
+class ProductAdmin(PublishActionsMixin, admin.ModelAdmin):
+    list_display = ["name", "exhibitor", "kind", "featured", "status"]
+    list_filter = ["status", "kind", "featured"]
+    list_select_related = ["exhibitor"]
+    search_fields = ["name", "description", "exhibitor__name"]
+    prepopulated_fields = {"slug": ["name"]}
+    autocomplete_fields = ["exhibitor"]
+
+
+@admin.register(Hardware)
+class HardwareAdmin(PublishActionsMixin, admin.ModelAdmin):
+    list_display = ["name", "vendor", "memory_gb", "memory_bandwidth_tb_s", "bf16_tflops", "hourly_price_usd", "status"]
+    list_filter = ["status", "vendor"]
+    search_fields = ["name", "vendor", "notes"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class SourceForm(forms.ModelForm):
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
+    # A JSON list in the database; ticked boxes in the admin.
+    figures = forms.MultipleChoiceField(
+        label=_("figures it backs"),
+        choices=Figure.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Leave all unticked when the source backs every figure."),
+    )
+
+    class Meta:
+        model = Source
+        fields = ["title", "url", "figures", "position"]
+
+
+class SourceInline(admin.TabularInline):
+    model = Source
+    formfield_overrides = PublishActionsMixin.formfield_overrides
+    form = SourceForm
+    extra = 1
+
+
+class ClaimInline(admin.StackedInline):
+    model = Claim
+    formfield_overrides = PublishActionsMixin.formfield_overrides
+    extra = 0
+
+
+@admin.register(AISystem)
+class AISystemAdmin(PublishActionsMixin, admin.ModelAdmin):
+    list_display = [
+        "name",
+        "organisation",
+        "released_on",
+        "hardware",
+        "chip_count",
+        "gpu_hours",
+        "training_cost_low_usd",
+        "training_cost_high_usd",
+        "status",
+    ]
+    list_filter = ["status", "organisation", "open_weights", "hardware", "training_cost_kind"]
+    list_select_related = ["hardware"]
+    search_fields = ["name", "organisation", "summary"]
+    prepopulated_fields = {"slug": ["name"]}
+    autocomplete_fields = ["exhibitor"]
+    inlines = [SourceInline, ClaimInline]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "slug",
+                    "status",
+                    "organisation",
+                    "released_on",
+                    "summary",
+                    "open_weights",
+                    "exhibitor",
+                    "is_demo_model",
+                ]
+            },
+        ),
+        (_("Parameters"), {"fields": ["parameters_label", "parameters_billions", "parameters_kind"]}),
+        (_("Hardware"), {"fields": ["hardware", "chip_count", "chip_count_kind", "chip_count_note"]}),
+        (
+            _("Compute"),
+            {
+                "fields": [
+                    "gpu_hours",
+                    "gpu_hours_kind",
+                    "gpu_hours_note",
+                    "training_compute_flop",
+                    "training_compute_kind",
+                    "training_compute_note",
+                ]
+            },
+        ),
+        (
+            _("Cost"),
+            {
+                "fields": [
+                    "training_cost_low_usd",
+                    "training_cost_high_usd",
+                    "training_cost_kind",
+                    "training_cost_note",
+                    "scope_note",
+                ]
+            },
+        ),
+    ]
+
+
+@admin.register(Startup)
+class StartupAdmin(PublishActionsMixin, admin.ModelAdmin):
+    list_display = ["name", "city", "country", "sector", "status", "is_example"]
+    list_filter = ["status", "country", "sector", "is_example"]
+    search_fields = ["name", "description", "sector"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Investor)
+class InvestorAdmin(PublishActionsMixin, admin.ModelAdmin):
+    list_display = ["name", "kind", "country", "status", "is_example"]
+    list_filter = ["status", "kind", "country"]
+    search_fields = ["name", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Pitch)
+class PitchAdmin(PublishActionsMixin, admin.ModelAdmin):
+    list_display = ["startup", "starts_at", "room", "state", "status"]
+    list_filter = ["status", "state", "room"]
+    list_select_related = ["startup"]
+    search_fields = ["startup__name", "title", "room"]
+    autocomplete_fields = ["startup"]
+    filter_horizontal = ["investors"]
+    date_hierarchy = "starts_at"
+
+
+@admin.register(ContentLoad)
+class ContentLoadAdmin(admin.ModelAdmin):
+    list_display = ["name", "loaded_at"]
+    readonly_fields = ["name", "loaded_at"]

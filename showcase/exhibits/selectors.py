@@ -1,0 +1,191 @@
+"""Reads for the public pages. Every selector returns published content only, and each runs a fixed number of
+queries whatever the amount of content (related rows come through select_related/prefetch_related).
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Prefetch, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from showcase.exhibits.models import (
+    AISystem,
+    Category,
+    Claim,
+    Conference,
+    Exhibitor,
+    Figure,
+    Hardware,
+    Investor,
+    Pitch,
+    Product,
+    Source,
+    Startup,
+    Status,
+)
+
+EXHIBITORS_PER_PAGE = 24
+FEATURED_ON_HOME = 6
+
+
+def conference_current() -> Conference | None:
+    """The published conference the site is about (the latest one)."""
+    return Conference.objects.published().first()
+
+
+def product_featured_list(*, limit: int = FEATURED_ON_HOME) -> list[Product]:
+    return list(
+        Product.objects.published()
+        .filter(featured=True, exhibitor__status=Status.PUBLISHED)
+        .select_related("exhibitor")
+        .order_by("position", "-updated_at")[:limit]
+    )
+
+
+@dataclass
+class DirectoryFilters:
+    query: str = ""
+    country: str = ""
+    category: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.query or self.country or self.category)
+
+
+def exhibitor_directory(*, filters: DirectoryFilters, page_number: str | int | None) -> Page:
+    """One page of published exhibitors matching the search and filters, with their categories."""
+    exhibitors: QuerySet[Exhibitor] = Exhibitor.objects.published()
+    if filters.query:
+        exhibitors = exhibitors.filter(
+            Q(name__icontains=filters.query) | Q(description__icontains=filters.query) | Q(booth__iexact=filters.query)
+        )
+    if filters.country:
+        exhibitors = exhibitors.filter(country=filters.country)
+    if filters.category:
+        exhibitors = exhibitors.filter(categories__slug=filters.category)
+    exhibitors = exhibitors.prefetch_related("categories").order_by("name", "id")
+    return Paginator(exhibitors, EXHIBITORS_PER_PAGE).get_page(page_number)
+
+
+def exhibitor_country_list() -> list[str]:
+    """Countries that have at least one published exhibitor, for the directory's filter."""
+    return list(Exhibitor.objects.published().order_by("country").values_list("country", flat=True).distinct())
+
+
+def category_list() -> list[Category]:
+    """Categories that have at least one published exhibitor."""
+    return list(Category.objects.filter(exhibitors__status=Status.PUBLISHED).distinct().order_by("name"))
+
+
+def exhibitor_detail(*, slug: str) -> Exhibitor:
+    """A published exhibitor with its published products and AI systems; 404 for drafts and unknown slugs."""
+    return get_object_or_404(
+        Exhibitor.objects.published().prefetch_related(
+            "categories",
+            Prefetch("products", queryset=Product.objects.published().order_by("position", "name")),
+            Prefetch("ai_systems", queryset=AISystem.objects.published()),
+        ),
+        slug=slug,
+    )
+
+
+@dataclass
+class FigureRow:
+    """One figure of an AI system as a visitor reads it: value, disclosed/estimated, note and its sources."""
+
+    key: str
+    label: str
+    value: object
+    kind: str
+    kind_label: str
+    note: str
+    sources: list[Source] = field(default_factory=list)
+
+
+def _figure_rows(system: AISystem) -> list[FigureRow]:
+    sources = list(system.sources.all())
+    cost: object = None
+    if system.training_cost_low_usd is not None:
+        cost = (system.training_cost_low_usd, system.training_cost_high_usd or system.training_cost_low_usd)
+    rows = [
+        (Figure.PARAMETERS, system.parameters_label or None, system.parameters_kind, ""),
+        (Figure.CHIPS, system.chip_count, system.chip_count_kind, system.chip_count_note),
+        (Figure.GPU_HOURS, system.gpu_hours, system.gpu_hours_kind, system.gpu_hours_note),
+        (Figure.TRAINING_COMPUTE, system.training_compute_flop, system.training_compute_kind,
+         system.training_compute_note),
+        (Figure.TRAINING_COST, cost, system.training_cost_kind, system.training_cost_note),
+    ]  # fmt: skip
+    kind_labels = dict(system._meta.get_field("chip_count_kind").choices)
+    return [
+        FigureRow(
+            key=figure.value,
+            label=figure.label,
+            value=value,
+            kind=kind,
+            kind_label=kind_labels[kind],
+            note=note,
+            sources=[source for source in sources if source.backs(figure.value)],
+        )
+        for figure, value, kind, note in rows
+    ]
+
+
+def ai_system_list() -> list[AISystem]:
+    """Published AI systems with their hardware and sources, each with `figure_rows` for the table."""
+    systems = list(
+        AISystem.objects.published()
+        .select_related("hardware")
+        .prefetch_related(Prefetch("sources", queryset=Source.objects.order_by("position", "id")))
+    )
+    for system in systems:
+        system.figure_rows = _figure_rows(system)
+    return systems
+
+
+def hardware_list() -> list[Hardware]:
+    return list(Hardware.objects.published())
+
+
+def ai_system_detail(*, slug: str) -> AISystem:
+    """A published AI system with hardware, sources, claims and the exhibitor (if published); 404 otherwise."""
+    system = get_object_or_404(
+        AISystem.objects.published()
+        .select_related("hardware", "exhibitor")
+        .prefetch_related(
+            Prefetch("sources", queryset=Source.objects.order_by("position", "id")),
+            Prefetch("claims", queryset=Claim.objects.published().select_related("hardware")),
+        ),
+        slug=slug,
+    )
+    system.figure_rows = _figure_rows(system)
+    if system.exhibitor is not None and not system.exhibitor.is_published:
+        system.exhibitor = None
+    if system.hardware is not None and not system.hardware.is_published:
+        system.hardware = None
+    return system
+
+
+def training_cost_at_price(*, gpu_hours: int, hourly_price_usd: Decimal) -> Decimal:
+    """Rental cost of a run: chip-hours × the hourly price (the DeepSeek-V3 report's own method)."""
+    return Decimal(gpu_hours) * hourly_price_usd
+
+
+def startup_list() -> list[Startup]:
+    return list(Startup.objects.published())
+
+
+def investor_list() -> list[Investor]:
+    return list(Investor.objects.published())
+
+
+def pitch_schedule() -> list[Pitch]:
+    """Published pitch slots of published start-ups, in time order, with the published investors attending."""
+    return list(
+        Pitch.objects.published()
+        .filter(startup__status=Status.PUBLISHED)
+        .select_related("startup")
+        .prefetch_related(Prefetch("investors", queryset=Investor.objects.published()))
+        .order_by("starts_at", "room")
+    )

@@ -1,0 +1,40 @@
+"""The interface in English, French and Simplified Chinese, with a switcher on every page."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("prefix", "lang", "strings"),
+    [
+        ("", "en", ["Exhibitors", "All countries", "Filter"]),
+        ("/fr", "fr", ["Exposants", "Tous les pays", "Filtrer"]),
+        ("/zh-hans", "zh-hans", ["展商", "全部国家/地区", "筛选"]),
+    ],
+)
+def test_directory_speaks_each_language(client, demo_content, prefix, lang, strings):
+    """The directory's interface strings and html lang follow the language prefix of the address."""
+    body = client.get(f"{prefix}/exhibitors/").content.decode()
+    assert f'<html lang="{lang}">' in body
+    for text in strings:
+        assert text in body
+
+
+@pytest.mark.parametrize(("prefix", "text"), [("/fr", "plus de 1"), ("/zh-hans", "超过 1")])
+def test_home_figures_are_translated(client, demo_content, prefix, text):
+    """The headline figures read "more than N" in the visitor's language."""
+    assert text in client.get(f"{prefix}/").content.decode()
+
+
+def test_switcher_links_to_the_same_page_in_each_language(client, demo_content):
+    """On an exhibitor page, the switcher links to that exhibitor's page in French and Chinese."""
+    body = client.get("/exhibitors/huangpu-robotics/").content.decode()
+    assert 'href="/fr/exhibitors/huangpu-robotics/"' in body
+    assert 'href="/zh-hans/exhibitors/huangpu-robotics/"' in body
+
+
+def test_figure_labels_are_translated(client, demo_content):
+    """Disclosed/estimated labels on an AI system page are in the page's language."""
+    body = client.get("/fr/ai-systems/deepseek-v3/").content.decode()
+    assert "Publié par le développeur" in body and "Estimé" in body
