@@ -198,7 +198,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Enqueue the reply, or fail it at once when no worker is running. Returns its queue position."""
         if not services.worker_names_alive():
             services.reply_finish(message_id=reply.id, status=Message.Status.FAILED, content="", seq=1,
-                                  reason="The model is unavailable right now: no worker is running.")  # fmt: skip
+                                  reason="The model is unavailable right now: no worker is running.",
+                                  code="no_worker")  # fmt: skip
             reply.refresh_from_db()
             return 0
         services.reply_enqueue(reply=reply)
@@ -303,6 +304,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 has_end = False
             if not has_end:
                 return {"type": "end", "message_id": message_id, "seq": 1_000_000, "status": message.status,
-                        "reason": message.failure_reason, "stats": selectors.reply_stats(message),
-                        "content": message.content}  # fmt: skip
+                        "reason": message.failure_reason, "code": message.failure_code, "finish_reason": "",
+                        "stats": selectors.reply_stats(message), "content": message.content}  # fmt: skip
         return {}

@@ -13,12 +13,13 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 
 from demo_engine import reply_stream, runtime, selectors, services
 from demo_engine.models import Message
-from demo_engine.protocol import DeltaFrame, ReplyStats, StatusFrame
+from demo_engine.protocol import DeltaFrame, ReplyStats
 
 logger = logging.getLogger(__name__)
 
@@ -66,98 +67,153 @@ def _stats(final_event, dropped_turns: int) -> ReplyStats:
     }
 
 
+@dataclass
+class ReplyOutcome:
+    """How a reply ended, as the worker saw it."""
+
+    status: str
+    reason: str = ""
+    code: str = ""
+    stats: ReplyStats | None = None
+    finish_reason: str = ""
+
+
 def reply_generate(*, message_id: int) -> None:
     """Generate and stream one reply. Never raises for a generation problem: the reply ends `failed` instead."""
     if not services.reply_start(message_id=message_id):
         return  # stopped, failed or taken while it waited: never run a reply twice
-    seq = 0
-    text_sent: list[str] = []
-
-    def append(frame: dict) -> None:
-        services.stream_append(message_id=message_id, frame=frame)
-
+    writer = _ReplyWriter(message_id)
     with _Heartbeat(message_id):
         try:
-            seq += 1
-            started: StatusFrame = {"type": "status", "message_id": message_id, "seq": seq, "status": "streaming"}
-            append(started)
+            writer.append({"type": "status", "message_id": message_id, "seq": writer.next_seq(), "status": "streaming"})
             reply = Message.objects.get(id=message_id)
-            engine = runtime.get_engine()
-            status, reason, stats, seq = _stream_reply(engine, reply, seq, text_sent, append)
+            writer.use_stop_sequences(reply.stop_sequences)
+            outcome = _stream_reply(runtime.get_engine(), reply, writer)
         except Exception as exc:
             logger.exception("reply %s failed", message_id)
-            status, reason, stats = Message.Status.FAILED, f"The model failed: {type(exc).__name__}.", None
-        services.reply_finish(message_id=message_id, status=status, content="".join(text_sent), seq=seq + 1,
-                              reason=reason, stats=stats, from_statuses=(Message.Status.STREAMING,))  # fmt: skip
+            outcome = ReplyOutcome(Message.Status.FAILED, f"The model failed: {type(exc).__name__}.", "engine_error")
+        services.reply_finish(message_id=message_id, status=outcome.status, content=writer.text, seq=writer.next_seq(),
+                              reason=outcome.reason, code=outcome.code, stats=outcome.stats,
+                              finish_reason=outcome.finish_reason,
+                              from_statuses=(Message.Status.STREAMING,))  # fmt: skip
 
 
-def sampling_params(*, temperature: float, seed: int | None, max_new_tokens: int):
-    """The engine's sampling for a chat reply: the visitor's choices plus the site's top-p and repetition penalty."""
+def sampling_params(*, temperature: float, top_p: float, seed: int | None, max_new_tokens: int):
+    """The engine's sampling for a reply: the caller's choices plus the site's repetition penalty."""
     from demo_engine.engine import SamplingParams
 
     return SamplingParams(
         temperature=temperature,
-        top_p=settings.CHAT_TOP_P,
+        top_p=top_p,
         repetition_penalty=settings.CHAT_REPETITION_PENALTY,
         seed=seed,
         max_new_tokens=max_new_tokens,
     )
 
 
-def _stream_reply(engine, reply: Message, seq: int, text_sent: list[str], append) -> tuple:
+class _ReplyWriter:
+    """Numbers the reply's frames and writes its text deltas, holding back what could be the start of a stop
+    sequence until it is known not to be one (so a stop string never reaches the client)."""
+
+    def __init__(self, message_id: int) -> None:
+        self.message_id = message_id
+        self.stop_sequences: list[str] = []
+        self.hold_back = 0
+        self.generated = ""  # all text from the engine
+        self.sent = 0  # characters of `generated` already written as deltas
+        self.seq = 0
+        self.stopped_by_sequence = False
+
+    def use_stop_sequences(self, stop_sequences: list[str]) -> None:
+        self.stop_sequences = [stop for stop in stop_sequences if stop]
+        # A stop sequence can only be recognised once whole: hold back one character less than the longest.
+        self.hold_back = max((len(stop) for stop in self.stop_sequences), default=1) - 1
+
+    @property
+    def text(self) -> str:
+        return self.generated[: self.sent]
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def append(self, frame: dict) -> None:
+        services.stream_append(message_id=self.message_id, frame=frame)
+
+    def add(self, text: str) -> None:
+        if not self.stopped_by_sequence:
+            self.generated += text
+
+    def flush(self, *, tokens: int, final: bool) -> None:
+        """Write the text that is safe to show as one delta frame."""
+        end = len(self.generated) if final else max(self.sent, len(self.generated) - self.hold_back)
+        # Every stop sequence starts at or after `sent`: held-back text is what could begin one.
+        cuts = [found for stop in self.stop_sequences if (found := self.generated.find(stop, self.sent)) != -1]
+        if cuts:
+            end = min(cuts)
+            self.generated = self.generated[:end]
+            self.stopped_by_sequence = True
+        if end > self.sent:
+            delta: DeltaFrame = {"type": "delta", "message_id": self.message_id, "seq": self.next_seq(),
+                                 "text": self.generated[self.sent : end], "tokens": tokens}  # fmt: skip
+            self.append(delta)
+            self.sent = end
+
+
+def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
     plan = engine.render_chat(selectors.prompt_messages(reply=reply), max_new_tokens=reply.max_new_tokens)
-    params = sampling_params(temperature=reply.temperature, seed=reply.seed, max_new_tokens=reply.max_new_tokens)
+    if plan.truncated_last_turn and reply.origin == Message.Origin.API:
+        reason = f"The prompt does not fit in the model's context of {engine.config.max_context} tokens."
+        return ReplyOutcome(Message.Status.FAILED, reason, "prompt_too_long")
+    params = sampling_params(temperature=reply.temperature, top_p=reply.top_p, seed=reply.seed,
+                             max_new_tokens=reply.max_new_tokens)  # fmt: skip
     events: queue.Queue = queue.Queue()
     handle = engine.submit(plan.token_ids, params, events.put)
     stop_key = reply_stream.stop_key(reply.id)
     client = services.redis_client()
     deadline = time.monotonic() + settings.CHAT_GENERATION_TIME_LIMIT_S
-    pending: list[str] = []
     tokens = 0
     last_flush = 0.0
     next_stop_poll = 0.0
     final = None
-    reason = ""
+    timed_out = False
     try:
         while final is None:
             try:
                 event = events.get(timeout=0.02)
             except queue.Empty:
                 event = None
-            while event is not None:
+            while event is not None and final is None:
                 if event.final:
                     final = event
-                    break
-                pending.append(event.text)
-                tokens = event.token_count
-                event = events.get_nowait() if not events.empty() else None
+                else:
+                    writer.add(event.text)
+                    tokens = event.token_count
+                    event = None if events.empty() else events.get_nowait()
             now = time.monotonic()
-            if pending and (final is not None or not text_sent or now - last_flush >= FLUSH_INTERVAL_S):
-                text = "".join(pending)
-                pending.clear()
+            # The first delta goes at once (time to first token); later ones at most every 50 ms.
+            if final is not None or writer.sent == 0 or now - last_flush >= FLUSH_INTERVAL_S:
+                writer.flush(tokens=tokens, final=final is not None)
                 last_flush = now
-                if text:
-                    seq += 1
-                    delta: DeltaFrame = {"type": "delta", "message_id": reply.id, "seq": seq, "text": text,
-                                         "tokens": tokens}  # fmt: skip
-                    append(delta)
-                    text_sent.append(text)
+            if writer.stopped_by_sequence and final is None:
+                handle.cancel()
             if final is None and now >= next_stop_poll:
                 next_stop_poll = now + STOP_POLL_INTERVAL_S
                 if client.exists(stop_key):
                     handle.cancel()
                 elif now > deadline:
-                    reason = "Stopped at the time limit for one reply."
+                    timed_out = True
                     handle.cancel()
     except BaseException:
         handle.cancel()  # Redis gone mid-reply, or a bug: never leave the engine generating for nobody
         raise
+    stats = _stats(final, plan.dropped_turns)
+    if writer.stopped_by_sequence:
+        return ReplyOutcome(Message.Status.DONE, stats=stats, finish_reason="stop")
     if final.finish_reason == "cancelled":
-        status = Message.Status.STOPPED
-        reason = reason or "Stopped by the visitor."
-    elif final.finish_reason == "error":
-        status = Message.Status.FAILED
-        reason = f"The model failed: {final.error or 'unknown error'}"
-    else:
-        status = Message.Status.DONE
-    return status, reason, _stats(final, plan.dropped_turns), seq
+        reason = "Stopped at the time limit for one reply." if timed_out else "Stopped by the visitor."
+        return ReplyOutcome(Message.Status.STOPPED, reason, "time_limit" if timed_out else "", stats, "cancelled")
+    if final.finish_reason == "error":
+        return ReplyOutcome(Message.Status.FAILED, f"The model failed: {final.error or 'unknown error'}",
+                            "engine_error", stats)  # fmt: skip
+    return ReplyOutcome(Message.Status.DONE, stats=stats, finish_reason=final.finish_reason)

@@ -28,8 +28,13 @@ class Message(models.Model):
     """A turn of a conversation: the visitor's question or the model's reply."""
 
     class Role(models.TextChoices):
+        SYSTEM = "system", _("system")
         USER = "user", _("visitor")
         ASSISTANT = "assistant", _("model")
+
+    class Origin(models.TextChoices):
+        CHAT = "chat", _("chat page")
+        API = "api", _("HTTP API")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("waiting for a worker")
@@ -45,6 +50,9 @@ class Message(models.Model):
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE, db_index=True)
     failure_reason = models.CharField(max_length=300, blank=True)
+    # A machine-readable reason beside the words: "no_worker", "worker_lost", "prompt_too_long", "engine_error"…
+    failure_code = models.CharField(max_length=40, blank=True)
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.CHAT)
     # A regenerated reply replaces the one before it; the old one is kept, not shown, not sent to the model.
     superseded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -60,7 +68,10 @@ class Message(models.Model):
     # How the reply was sampled, so that it can be reproduced.
     seed = models.BigIntegerField(null=True, blank=True)
     temperature = models.FloatField(default=0.7)
+    top_p = models.FloatField(default=0.9)
     max_new_tokens = models.PositiveIntegerField(default=512)
+    # Generation ends (finish reason "stop") before the first of these strings; the string itself is not kept.
+    stop_sequences = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

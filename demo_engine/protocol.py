@@ -50,6 +50,8 @@ class EndFrame(TypedDict):
     seq: int
     status: Literal["done", "stopped", "failed"]
     reason: str
+    code: str  # machine-readable reason: "", "no_worker", "worker_lost", "prompt_too_long", "engine_error"…
+    finish_reason: str  # the engine's: "stop", "length", "cancelled", or "" when it never ran
     stats: ReplyStats | None
 
 

@@ -20,12 +20,15 @@ from demo_engine.models import Conversation, Message
 from demo_engine.protocol import EndFrame, ReplyStats
 
 
-class SamplingChoice(TypedDict):
+class SamplingChoice(TypedDict, total=False):
     """How a reply is sampled: chosen (and validated) when the visitor sends, stored on the reply."""
 
     seed: int
     temperature: float
+    top_p: float
     max_new_tokens: int
+    stop_sequences: list[str]
+    origin: str
 
 
 @functools.cache
@@ -115,11 +118,14 @@ def reply_finish(
     content: str,
     seq: int,
     reason: str = "",
+    code: str = "",
     stats: ReplyStats | None = None,
+    finish_reason: str = "",
     from_statuses: tuple[str, ...] = selectors.IN_FLIGHT,
 ) -> bool:
     """Save the reply's final state and write its `end` frame; False when another party finished it first."""
-    fields = {"status": status, "content": content, "failure_reason": reason[:300], "finished_at": timezone.now()}
+    fields = {"status": status, "content": content, "failure_reason": reason[:300], "failure_code": code,
+              "finished_at": timezone.now()}  # fmt: skip
     if stats is not None:
         fields.update(
             prompt_tokens=stats["prompt_tokens"],
@@ -133,7 +139,7 @@ def reply_finish(
     if updated != 1:
         return False
     end: EndFrame = {"type": "end", "message_id": message_id, "seq": seq, "status": status, "reason": reason,
-                     "stats": stats}  # fmt: skip
+                     "code": code, "finish_reason": finish_reason, "stats": stats}  # fmt: skip
     stream_append(message_id=message_id, frame=end)
     return True
 
@@ -154,14 +160,14 @@ def reply_fail_if_abandoned(*, message_id: int) -> bool:
     if message.status == Message.Status.STREAMING:
         if client.exists(reply_stream.heartbeat_key(message_id)):
             return False
-        reason = "The worker writing this reply stopped. Please send your message again."
+        reason, code = "The worker writing this reply stopped. Please send your message again.", "worker_lost"
     else:
         if client.exists(reply_stream.heartbeat_key(message_id)) or worker_names_alive():
             return False
-        reason = "The model is unavailable right now: no worker is running."
+        reason, code = "The model is unavailable right now: no worker is running.", "no_worker"
     text, last_seq = stream_text(message_id=message_id)
     return reply_finish(message_id=message_id, status=Message.Status.FAILED, content=text, seq=last_seq + 1,
-                        reason=reason)  # fmt: skip
+                        reason=reason, code=code)  # fmt: skip
 
 
 def worker_names_alive() -> list[str]:

@@ -13,12 +13,24 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from showcase.launcher import free_port, worker_command
+from showcase.launcher import die_with_parent, free_port, worker_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# The running site gets a Redis database of its own, so that in-process tests, which empty theirs, never wipe
+# the worker's presence or a reply stream from under it.
+STACK_REDIS_DB = 10
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """The same Redis server, another database number."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
 def e2e_database_url(tmp_dir: Path) -> str:
@@ -52,6 +64,10 @@ class LiveStack:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def redis_url(self) -> str:
+        return self.env["REDIS_URL"]
+
+    @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
@@ -63,6 +79,7 @@ class LiveStack:
         self.env = {
             **os.environ,
             "DATABASE_URL": e2e_database_url(self.tmp_dir),
+            "REDIS_URL": redis_url_with_db(os.environ["REDIS_URL"], STACK_REDIS_DB),
             "SHOWCASE_VAR_DIR": str(shared_var),
             "MEDIA_ROOT": str(var_dir / "media"),
             "PYTHONUNBUFFERED": "1",
@@ -95,8 +112,9 @@ class LiveStack:
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
         log = open(self.tmp_dir / log_name, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+        # Tied to this test process: a test run that is killed leaves no server or worker behind to steal tasks.
         return subprocess.Popen(args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True, preexec_fn=die_with_parent)  # fmt: skip
 
     def start_worker(self) -> None:
         self.worker = self._spawn(worker_command(queues="inference,default", concurrency=8), "worker.log")

@@ -1,5 +1,7 @@
 """Fixtures of the end-to-end tests."""
 
+import os
+
 import pytest
 
 
@@ -18,7 +20,10 @@ class ReferenceEngine:
 
         plan = self.engine.render_chat([{"role": "user", "content": question}], max_new_tokens=max_new_tokens)
         events = []
-        params = sampling_params(temperature=temperature, seed=seed, max_new_tokens=max_new_tokens)
+        from demo_engine.models import Message
+
+        top_p = Message._meta.get_field("top_p").default  # what a chat reply is sampled with
+        params = sampling_params(temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens)
         handle = self.engine.submit(plan.token_ids, params, events.append)
         final = handle.wait(timeout=300)
         assert final is not None and final.finish_reason in ("stop", "length")
@@ -44,7 +49,29 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    """pytest-playwright drives Debian's Chromium: Playwright's own browser download does not work here."""
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "headless": True, "args": CHROMIUM_ARGS}
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, for one test module (Playwright's own browser download does not
+    work here). Module-scoped on purpose: Playwright's sync API keeps an event loop running in this thread, which
+    must be gone again before the next module calls asyncio.run() or async_to_sync()."""
+    from playwright.sync_api import sync_playwright
+
+    # While the loop runs, Django's async-safety check would trip on ORM use in this thread; only for this module.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context (no cookies) and page per test."""
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()

@@ -1,13 +1,9 @@
 """The chat in real Chromium: a visitor types, watches the reply grow, stops one, reloads and finds it all."""
 
-import os
-
 import pytest
 from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
-# Playwright's running event loop trips Django's async-safety check in this process.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 SAMPLER = """() => {
   window.__lengths = [];

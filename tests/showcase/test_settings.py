@@ -12,7 +12,8 @@ GOOD_SECRET = "k3y-" + "x7Qp9vLm2sTz" * 6
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DJANGO_PRODUCTION", "SECRET_KEY", "DEBUG"}}
+    ignored = {"DJANGO_PRODUCTION", "SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    clean = {name: value for name, value in os.environ.items() if name not in ignored}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env={**clean, **env},
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 

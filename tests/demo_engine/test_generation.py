@@ -1,0 +1,163 @@
+"""The worker side of a reply, around a scripted stand-in for the engine (the real engine is exercised end to
+end in tests/e2e/test_chat.py): frames are numbered, the saved text is what was streamed, stop sequences never
+reach the client, stop and engine errors end the reply with the right status."""
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from demo_engine import generation, reply_stream, services
+from demo_engine.models import Conversation, Message
+
+
+@dataclass
+class FakeStats:
+    prompt_tokens: int = 5
+    generated_tokens: int = 0
+    ttft_s: float = 0.01
+    decode_tokens_per_s: float = 100.0
+    backend: str = "fake"
+
+
+@dataclass
+class FakeEvent:
+    text: str = ""
+    token_count: int = 0
+    final: bool = False
+    finish_reason: str | None = None
+    error: str | None = None
+    stats: FakeStats | None = None
+
+
+@dataclass
+class FakePlan:
+    token_ids: list[int] = field(default_factory=lambda: [1, 2, 3])
+    dropped_turns: int = 0
+    truncated_last_turn: bool = False
+
+
+class ScriptedEngine:
+    """Emits `pieces` as deltas from its own thread, then a final event; honours cancel between pieces."""
+
+    def __init__(self, pieces: list[str], *, error: str | None = None, gate: threading.Event | None = None) -> None:
+        self.pieces, self.error, self.gate = pieces, error, gate
+        self.cancelled = threading.Event()
+
+    def render_chat(self, messages, *, max_new_tokens):
+        assert messages[-1]["role"] == "user"
+        return FakePlan()
+
+    def submit(self, token_ids, params, on_event):
+        engine = self
+
+        class Handle:
+            def cancel(self) -> None:
+                engine.cancelled.set()
+
+        def run() -> None:
+            count = 0
+            for piece in self.pieces:
+                if self.gate is not None and count == 2:
+                    self.gate.wait(5)
+                if self.cancelled.is_set():
+                    break
+                count += 1
+                on_event(FakeEvent(text=piece, token_count=count))
+            reason = "error" if self.error else ("cancelled" if self.cancelled.is_set() else "length")
+            on_event(FakeEvent(final=True, finish_reason=reason, error=self.error,
+                               stats=FakeStats(generated_tokens=count)))  # fmt: skip
+
+        threading.Thread(target=run, daemon=True).start()
+        return Handle()
+
+
+@pytest.fixture
+def reply(transactional_db) -> Message:
+    conversation = Conversation.objects.create(session_key="test")
+    _question, reply = services.chat_message_send(
+        conversation=conversation, text="hello", sampling={"seed": 1, "temperature": 0.0, "max_new_tokens": 32}
+    )
+    services.redis_client().delete(reply_stream.stream_key(reply.id), reply_stream.stop_key(reply.id))
+    return reply
+
+
+def frames_of(message_id: int) -> list[dict]:
+    entries = services.redis_client().xrange(reply_stream.stream_key(message_id))
+    return [reply_stream.decode_frame(fields) for _id, fields in entries]
+
+
+def use_engine(monkeypatch, engine: ScriptedEngine) -> None:
+    monkeypatch.setattr(generation.runtime, "get_engine", lambda: engine)
+
+
+def test_saved_text_equals_the_streamed_deltas(reply, monkeypatch):
+    """Every frame is numbered 1..n, the last is `end`, and the saved reply is exactly the deltas joined."""
+    use_engine(monkeypatch, ScriptedEngine(["Hel", "lo ", "wor", "ld", "!"]))
+    generation.reply_generate(message_id=reply.id)
+    frames = frames_of(reply.id)
+    reply.refresh_from_db()
+    assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
+    assert frames[0]["type"] == "status" and frames[-1]["type"] == "end"
+    assert "".join(f["text"] for f in frames if f["type"] == "delta") == "Hello world!" == reply.content
+    assert reply.status == "done" and reply.generated_tokens == 5 and reply.backend == "fake"
+
+
+def test_a_reply_is_never_generated_twice(reply, monkeypatch):
+    """A second delivery of the same task does nothing: the reply is no longer queued."""
+    use_engine(monkeypatch, ScriptedEngine(["once"]))
+    generation.reply_generate(message_id=reply.id)
+    generation.reply_generate(message_id=reply.id)
+    assert [f["type"] for f in frames_of(reply.id)].count("end") == 1
+
+
+def test_stop_sequence_ends_the_reply_and_is_never_shown(reply, monkeypatch):
+    """Text stops right before a stop sequence, even one split across tokens; it is saved without it."""
+    Message.objects.filter(id=reply.id).update(stop_sequences=["END"])
+    use_engine(monkeypatch, ScriptedEngine(["The answer", " is 42. E", "N", "D more text", " never shown"]))
+    generation.reply_generate(message_id=reply.id)
+    frames = frames_of(reply.id)
+    shown = "".join(f["text"] for f in frames if f["type"] == "delta")
+    reply.refresh_from_db()
+    assert shown == "The answer is 42. " == reply.content
+    assert frames[-1]["finish_reason"] == "stop" and reply.status == "done"
+
+
+def test_stop_flag_ends_the_reply_as_stopped_with_its_text(reply, monkeypatch):
+    """The stop flag set by the socket makes the reply end `stopped`, keeping the text streamed so far."""
+    gate = threading.Event()
+    engine = ScriptedEngine(["one ", "two ", "three ", "four "], gate=gate)
+    use_engine(monkeypatch, engine)
+    worker = threading.Thread(target=generation.reply_generate, kwargs={"message_id": reply.id})
+    worker.start()
+    deadline = time.monotonic() + 10
+    while sum(f["type"] == "delta" for f in frames_of(reply.id)) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    services.reply_stop(message_id=reply.id)
+    assert engine.cancelled.wait(2), "the worker polls the stop flag at least every 100 ms"
+    gate.set()
+    worker.join(10)
+    reply.refresh_from_db()
+    assert reply.status == "stopped" and reply.content == "one two "
+    assert frames_of(reply.id)[-1]["status"] == "stopped"
+
+
+def test_engine_error_fails_the_reply_with_a_reason(reply, monkeypatch):
+    """An engine error ends the reply `failed`, with the reason in plain words and the text so far kept."""
+    use_engine(monkeypatch, ScriptedEngine(["partial"], error="out of memory"))
+    generation.reply_generate(message_id=reply.id)
+    reply.refresh_from_db()
+    assert reply.status == "failed" and "out of memory" in reply.failure_reason and reply.content == "partial"
+    assert reply.failure_code == "engine_error"
+
+
+def test_abandoned_reply_is_failed_with_its_partial_text(reply, monkeypatch):
+    """A streaming reply whose worker heartbeat is gone is failed by the watchdog, keeping the streamed text."""
+    services.reply_start(message_id=reply.id)
+    services.stream_append(message_id=reply.id, frame={"type": "delta", "message_id": reply.id, "seq": 1,
+                                                        "text": "half a rep", "tokens": 3})  # fmt: skip
+    assert services.reply_fail_if_abandoned(message_id=reply.id) is True
+    reply.refresh_from_db()
+    assert reply.status == "failed" and reply.content == "half a rep" and reply.failure_code == "worker_lost"
+    assert frames_of(reply.id)[-1]["seq"] == 2
