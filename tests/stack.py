@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
 import redis
 
 from showcase.launcher import die_with_parent, free_port, worker_command
@@ -23,8 +24,26 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 # The running site gets a Redis database of its own, so that in-process tests, which empty theirs, never wipe
-# the worker's presence or a reply stream from under it.
-STACK_REDIS_DB = 10
+# the worker's presence or a reply stream from under it. Two test runs on one machine take different ones.
+STACK_REDIS_DBS = range(10, 16)
+OWNER_KEY = "showcase:test-stack-owner"
+
+
+def claim_stack_redis_db(base_url: str) -> str:
+    """A Redis database for this run's site: a free one, or one whose owning test process has gone."""
+    for db in STACK_REDIS_DBS:
+        url = redis_url_with_db(base_url, db)
+        client = redis.Redis.from_url(url)
+        try:
+            owner = client.get(OWNER_KEY)
+            if owner is not None and psutil.pid_exists(int(owner)) and int(owner) != os.getpid():
+                continue
+            client.flushdb()
+            client.set(OWNER_KEY, os.getpid())
+            return url
+        finally:
+            client.close()
+    raise RuntimeError(f"every Redis database in {list(STACK_REDIS_DBS)} is held by a running test session")
 
 
 def redis_url_with_db(url: str, db: int) -> str:
@@ -79,7 +98,7 @@ class LiveStack:
         self.env = {
             **os.environ,
             "DATABASE_URL": e2e_database_url(self.tmp_dir),
-            "REDIS_URL": redis_url_with_db(os.environ["REDIS_URL"], STACK_REDIS_DB),
+            "REDIS_URL": claim_stack_redis_db(os.environ["REDIS_URL"]),
             "SHOWCASE_VAR_DIR": str(shared_var),
             "MEDIA_ROOT": str(var_dir / "media"),
             "PYTHONUNBUFFERED": "1",
@@ -88,7 +107,6 @@ class LiveStack:
             **self.extra_env,
         }
         self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        self.flush_redis()
         self.manage("migrate", "--noinput", "-v", "0")
         self.manage("collectstatic", "--noinput", "-v", "0")
         self.start_worker()
@@ -96,12 +114,6 @@ class LiveStack:
                                 "showcase.asgi:application"], "web.log")  # fmt: skip
         self.wait_ready()
         return self
-
-    def flush_redis(self) -> None:
-        """Start from an empty test database in Redis (never database 0 of a running site)."""
-        client = redis.Redis.from_url(self.env["REDIS_URL"])
-        client.flushdb()
-        client.close()
 
     def manage(self, *args: str) -> str:
         result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env,
@@ -152,6 +164,12 @@ class LiveStack:
         raise RuntimeError(f"site not ready in {timeout_s} s (last status {status}):\n{self.log('worker.log')[-3000:]}")
 
     def stop(self) -> None:
+        self._stop_processes()
+        client = redis.Redis.from_url(self.redis_url)
+        client.delete(OWNER_KEY)
+        client.close()
+
+    def _stop_processes(self) -> None:
         for process in (self.web, self.worker):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
