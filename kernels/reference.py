@@ -23,7 +23,8 @@ def rms_norm(
     """Fused residual add + RMSNorm over the last dimension.
 
     h = x + residual (or x); out = h * rsqrt(mean(h^2) + eps) * weight, computed in fp32 and returned in x.dtype.
-    Returns (out, h): h is the new residual stream, in x.dtype.
+    Returns (out, h): h is the new residual stream, in the promoted dtype of x and residual (an fp32 residual
+    stream stays fp32 when x is bf16).
     """
     h = x if residual is None else x + residual
     hf = h.float()

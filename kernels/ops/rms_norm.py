@@ -34,8 +34,9 @@ def _rms_norm_kernel(
     x = tl.load(x_ptr + row * x_stride + cols, mask=mask, other=0.0)
     if HAS_RESIDUAL:
         r = tl.load(residual_ptr + row * residual_stride + cols, mask=mask, other=0.0)
-        # round the sum to the storage dtype first, as `x + residual` does in torch, so out matches the reference
-        h = (x.to(tl.float32) + r.to(tl.float32)).to(x.dtype)
+        # round the sum to the residual's storage dtype first (the wider of x's and residual's, as `x + residual`
+        # promotes in torch), so that out is computed from the same values as the reference's
+        h = (x.to(tl.float32) + r.to(tl.float32)).to(residual_out_ptr.dtype.element_ty)
         tl.store(residual_out_ptr + row * residual_out_stride + cols, h, mask=mask)
     else:
         h = x
@@ -62,7 +63,9 @@ def rms_norm(
         r2 = residual.reshape(-1, n_cols)
         if r2.stride(-1) != 1:
             r2 = r2.contiguous()
-        residual_out = torch.empty_like(out)
+        # The new residual stream keeps the wider of the two dtypes, as `x + residual` does in the reference: the
+        # engine feeds bf16 activations into an fp32 residual stream, and storing it in bf16 loses precision.
+        residual_out = torch.empty((n_rows, n_cols), dtype=torch.result_type(x, residual), device=x.device)
     block = triton.next_power_of_2(n_cols)
     # one warp per 256 fp32 columns, 1..16 warps: 576 columns (the model's hidden size) get 2 warps
     num_warps = min(max(block // 256, 1), 16)

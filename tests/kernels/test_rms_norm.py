@@ -48,3 +48,15 @@ def test_rms_norm_reads_strided_rows(device):
     weight = torch.randn(150, device=device)
     out, _ = rms_norm(x, weight, 1e-6)
     torch.testing.assert_close(out, reference.rms_norm(x.contiguous(), weight, 1e-6)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_input_keeps_an_fp32_residual_stream(device):
+    """With bf16 activations and an fp32 residual, the new residual stays fp32 and equals the reference."""
+    x = torch.randn(3, 96, device=device).to(torch.bfloat16)
+    residual = torch.randn(3, 96, device=device)
+    weight = torch.rand(96, device=device) + 0.5
+    out, residual_out = rms_norm(x, weight, 1e-5, residual)
+    expected_out, expected_residual = reference.rms_norm(x, weight, 1e-5, residual)
+    assert out.dtype == torch.bfloat16 and residual_out.dtype == torch.float32
+    torch.testing.assert_close(residual_out, expected_residual)
+    torch.testing.assert_close(out.float(), expected_out.float(), atol=2e-2, rtol=2e-2)
