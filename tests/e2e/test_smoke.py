@@ -54,14 +54,17 @@ def test_live_socket_greets_a_same_origin_client(live_stack):
 
 @pytest.mark.slow
 def test_live_socket_stays_open_while_idle(live_stack):
-    """An idle live page keeps its socket: nothing on the server side tears it down after a few seconds."""
+    """A live page's socket stays open past the Redis client's 5 s read timeout (nothing tears it down)."""
 
     async def idle() -> bool:
         origin = live_stack.base_url
         async with websockets.connect(f"{live_stack.ws_url}/ws/live/", origin=origin, open_timeout=10) as socket:
-            await socket.recv()
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(socket.recv(), timeout=12)
+            deadline = time.monotonic() + 12
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    await asyncio.wait_for(socket.recv(), timeout=left)  # live updates may arrive meanwhile
+                except TimeoutError:
+                    break
             await socket.ping()
             return socket.state.name == "OPEN"
 
