@@ -55,6 +55,7 @@ def engine_figures() -> dict:
     if _engine is not None and hasattr(_engine, "live_figures"):
         try:
             figures.update(_engine.live_figures())
+            figures["backend"] = _engine.backend  # e.g. "CPU · int4 bf16", as each reply's stats say
         except Exception:  # figures are best effort; a failure here must never stop the presence beat
             logger.exception("engine.live_figures failed")
     return figures

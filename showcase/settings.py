@@ -8,7 +8,10 @@ HTTPS-only cookies, HSTS, an explicit `SECRET_KEY` and `ALLOWED_HOSTS` are requi
 A missing or malformed variable stops start-up with one line naming it (see `showcase.env`).
 """
 
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from showcase.env import env_bool, env_int, env_list, env_str, load_database, load_secret_key
 
@@ -35,6 +38,7 @@ INSTALLED_APPS = [
     "channels",
     "showcase.core",
     "showcase.exhibits",
+    "showcase.live",
     "demo_engine",
 ]
 
@@ -135,6 +139,18 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Public exhibit pages are cached whole and invalidated on every content change (showcase.exhibits.page_cache).
 SHOWCASE_PAGE_CACHE_SECONDS = env_int("SHOWCASE_PAGE_CACHE_SECONDS", 300)
+# Live pages (showcase.live): the comparison's default head-to-head, and what one worker machine of this demo costs
+# an hour (the live panel's cost per million tokens). 0.10 USD is about a 2-vCPU cloud machine like this one.
+COMPARE_DEFAULT_PAIR = ("deepseek-v3", "llama-3-1-405b")
+COMPARE_INFERENCE_QUEUE = "inference"
+try:
+    DEMO_HOURLY_PRICE_USD = Decimal(env_str("DEMO_HOURLY_PRICE_USD", "0.10"))
+    if not DEMO_HOURLY_PRICE_USD.is_finite() or DEMO_HOURLY_PRICE_USD < 0:
+        raise InvalidOperation
+except InvalidOperation:
+    raise ImproperlyConfigured(
+        f"DEMO_HOURLY_PRICE_USD={env_str('DEMO_HOURLY_PRICE_USD', '')!r} is not a price in USD (e.g. 0.10)"
+    ) from None
 
 # Security headers on every response (see showcase.core.middleware for the Content-Security-Policy).
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -5,9 +5,12 @@ Only staff reach it (Django's admin site checks `is_staff`); every change lands 
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -26,7 +29,22 @@ from showcase.exhibits.models import (
     Product,
     Source,
     Startup,
+    Status,
 )
+from showcase.exhibits.selectors import ai_system_unsourced_figures
+
+
+def unsourced_figures_message(figures: list[str]) -> str:
+    labels = ", ".join(str(Figure(figure).label) for figure in figures)
+    return str(
+        format_lazy(
+            _(
+                "A figure without a source cannot be published. No source backs: {figures}. Add a source that backs "
+                "it (tick the figure, or none to back every figure), clear the figure, or keep the system as a draft."
+            ),
+            figures=labels,
+        )
+    )
 
 
 class PublishActionsMixin:
@@ -147,10 +165,29 @@ class SourceForm(forms.ModelForm):
         fields = ["title", "url", "figures", "position"]
 
 
+class SourceInlineFormSet(BaseInlineFormSet):
+    """The sources as staff leave them on the form must back every figure of a system that is to be published."""
+
+    def clean(self) -> None:
+        super().clean()
+        system = self.instance
+        if any(self.errors) or system.status != Status.PUBLISHED:
+            return
+        sources = [
+            Source(title=form.cleaned_data.get("title", ""), figures=form.cleaned_data.get("figures") or [])
+            for form in self.forms
+            if form.cleaned_data and form.cleaned_data.get("title") and not form.cleaned_data.get("DELETE")
+        ]
+        missing = ai_system_unsourced_figures(system=system, sources=sources)
+        if missing:
+            raise ValidationError(unsourced_figures_message(missing), code="unsourced_figure")
+
+
 class SourceInline(admin.TabularInline):
     model = Source
     formfield_overrides = PublishActionsMixin.formfield_overrides
     form = SourceForm
+    formset = SourceInlineFormSet
     extra = 1
 
 
@@ -179,6 +216,18 @@ class AISystemAdmin(PublishActionsMixin, admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["exhibitor"]
     inlines = [SourceInline, ClaimInline]
+
+    @admin.action(description=_("Publish the selected items"))
+    def publish_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Publish the systems whose every figure has a source; name the others and why they stay drafts."""
+        refused = []
+        for system in queryset.prefetch_related("sources"):
+            missing = ai_system_unsourced_figures(system=system, sources=list(system.sources.all()))
+            if missing:
+                refused.append(system)
+                self.message_user(request, f"{system}: {unsourced_figures_message(missing)}", messages.ERROR)
+        super().publish_selected(request, queryset.exclude(pk__in=[system.pk for system in refused]))
+
     fieldsets = [
         (
             None,

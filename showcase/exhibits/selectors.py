@@ -132,6 +132,24 @@ def _figure_rows(system: AISystem) -> list[FigureRow]:
     ]
 
 
+def ai_system_figures_present(*, system: AISystem) -> list[str]:
+    """The figures of a system that have a value (a parameters label such as "not disclosed" is not a value)."""
+    values = {
+        Figure.PARAMETERS: system.parameters_billions,
+        Figure.CHIPS: system.chip_count,
+        Figure.GPU_HOURS: system.gpu_hours,
+        Figure.TRAINING_COMPUTE: system.training_compute_flop,
+        Figure.TRAINING_COST: system.training_cost_low_usd if system.training_cost_low_usd is not None
+        else system.training_cost_high_usd,
+    }  # fmt: skip
+    return [figure.value for figure, value in values.items() if value is not None]
+
+
+def ai_system_unsourced_figures(*, system: AISystem, sources: list[Source]) -> list[str]:
+    """Figures with a value that no source backs: while there is one, the system cannot be published."""
+    return [figure for figure in ai_system_figures_present(system=system) if not any(s.backs(figure) for s in sources)]
+
+
 def ai_system_list() -> list[AISystem]:
     """Published AI systems with their hardware and sources, each with `figure_rows` for the table."""
     systems = list(
