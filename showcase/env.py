@@ -4,6 +4,7 @@ This module must not import Django settings (it runs while they are being built)
 """
 
 import os
+from decimal import Decimal, InvalidOperation
 import secrets
 from pathlib import Path
 
@@ -43,6 +44,18 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
+
+
+def env_price(name: str, default: str) -> Decimal:
+    """A non-negative amount of money, e.g. 0.10."""
+    raw = os.environ.get(name, default)
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a price in USD (e.g. 0.10)")
+    return value
 
 
 def env_list(name: str, default: list[str] | None) -> list[str]:

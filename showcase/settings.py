@@ -8,12 +8,9 @@ HTTPS-only cookies, HSTS, an explicit `SECRET_KEY` and `ALLOWED_HOSTS` are requi
 A missing or malformed variable stops start-up with one line naming it (see `showcase.env`).
 """
 
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
-from showcase.env import env_bool, env_int, env_list, env_str, load_database, load_secret_key
+from showcase.env import env_bool, env_int, env_list, env_price, env_str, load_database, load_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SHOWCASE_VAR_DIR", str(BASE_DIR / "var")))
@@ -143,14 +140,7 @@ SHOWCASE_PAGE_CACHE_SECONDS = env_int("SHOWCASE_PAGE_CACHE_SECONDS", 300)
 # an hour (the live panel's cost per million tokens). 0.10 USD is about a 2-vCPU cloud machine like this one.
 COMPARE_DEFAULT_PAIR = ("deepseek-v3", "llama-3-1-405b")
 COMPARE_INFERENCE_QUEUE = "inference"
-try:
-    DEMO_HOURLY_PRICE_USD = Decimal(env_str("DEMO_HOURLY_PRICE_USD", "0.10"))
-    if not DEMO_HOURLY_PRICE_USD.is_finite() or DEMO_HOURLY_PRICE_USD < 0:
-        raise InvalidOperation
-except InvalidOperation:
-    raise ImproperlyConfigured(
-        f"DEMO_HOURLY_PRICE_USD={env_str('DEMO_HOURLY_PRICE_USD', '')!r} is not a price in USD (e.g. 0.10)"
-    ) from None
+DEMO_HOURLY_PRICE_USD = env_price("DEMO_HOURLY_PRICE_USD", "0.10")
 
 # Security headers on every response (see showcase.core.middleware for the Content-Security-Policy).
 SECURE_CONTENT_TYPE_NOSNIFF = True
