@@ -4,8 +4,8 @@ This module must not import Django settings (it runs while they are being built)
 """
 
 import os
-from decimal import Decimal, InvalidOperation
 import secrets
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
