@@ -65,19 +65,19 @@ def decode_attention(
     seq_lens: (B,) int32, how many cached positions are valid (the current token is already written). Grouped-query:
     query head h reads KV head h // (Hq // Hk). Returns (B, Hq, D) in q.dtype.
     """
-    k = k_cache.index_select(0, slots)  # (B, Hk, max_len, D)
-    v = v_cache.index_select(0, slots)
-    positions = torch.arange(k.shape[2], device=q.device)
-    valid = positions[None, :] < seq_lens[:, None].to(positions.dtype)  # (B, max_len)
-    out = F.scaled_dot_product_attention(
-        q.unsqueeze(2),  # (B, Hq, 1, D)
-        k,
-        v,
-        attn_mask=valid[:, None, None, :],  # (B, 1, 1, max_len)
-        scale=scale,
-        enable_gqa=True,
-    )
-    return out.squeeze(2)
+    batch, n_q_heads, head_dim = q.shape
+    k = k_cache.index_select(0, slots).float()  # (B, Hk, S, D)
+    v = v_cache.index_select(0, slots).float()
+    n_kv_heads, span = k.shape[1], k.shape[2]
+    # Two grouped fp32 matmuls rather than scaled_dot_product_attention: for one query token per sequence, SDPA's
+    # CPU kernel took 1.9 ms at 16 sequences of 101 positions against 0.16 ms here, and 7.2 ms against 1.2 ms at
+    # 256 positions (/tmp measurements on this 2-core machine, best of 3): it was 42% of a batch-16 decode step.
+    q_grouped = q.float().view(batch, n_kv_heads, n_q_heads // n_kv_heads, head_dim)  # (B, Hk, G, D)
+    scores = torch.matmul(q_grouped, k.transpose(-1, -2)) * scale  # (B, Hk, G, S)
+    invalid = torch.arange(span, device=q.device)[None, :] >= seq_lens[:, None]  # (B, S)
+    scores = scores.masked_fill(invalid[:, None, None, :], float("-inf"))
+    out = torch.matmul(scores.softmax(dim=-1), v)  # (B, Hk, G, D)
+    return out.view(batch, n_q_heads, head_dim).to(q.dtype)
 
 
 def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:

@@ -130,7 +130,9 @@ def test_fast_path_decode_matches_its_prefill(fast_engine):
             for p in range(3, len(ids))
         ]
     assert torch.equal(torch.stack(stepped).argmax(-1), prefilled[3:].argmax(-1))
-    assert (torch.stack(stepped) - prefilled[3:]).abs().max().item() < 0.5
+    # bf16 logits of about 16 are 0.125 apart; prefill (bf16 SDPA) and decode (fp32 attention) round differently
+    # through 30 blocks, so a few steps of that size are noise, a wrong cache position would be far more.
+    assert (torch.stack(stepped) - prefilled[3:]).abs().max().item() <= 0.75
 
 
 def test_backend_label_names_dtype_and_device(fast_engine, fp32_engine):
