@@ -85,3 +85,49 @@ class Message(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+
+class ApiKey(models.Model):
+    """A key to the HTTP API (`/v1/`). Only a SHA-256 hash of the secret is kept; the secret is shown once."""
+
+    name = models.CharField(max_length=120, help_text=_("Who or what uses this key, e.g. 'hackathon team 3'."))
+    # The key's first characters, kept in clear so staff can tell keys apart ("sk-waic-Ab12…").
+    prefix = models.CharField(max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    requests_per_minute = models.PositiveIntegerField(
+        default=60, help_text=_("Completions this key may ask for per minute; more are refused with 429.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ApiUsage(models.Model):
+    """What one API key used on one day: completions accepted and tokens read and written."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "api_key_id"]
+        verbose_name = _("API usage")
+        verbose_name_plural = _("API usage")
+        constraints = [models.UniqueConstraint(fields=["api_key", "day"], name="api_usage_one_row_per_key_and_day")]
+
+    def __str__(self) -> str:
+        return f"{self.api_key.name} {self.day}: {self.requests} requests"

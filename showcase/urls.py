@@ -11,6 +11,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}),
+    # The OpenAI-compatible API: clients append "/chat/completions" to a base URL ending in "/v1".
+    path("v1/", include("demo_engine.api.urls")),
 ]
 urlpatterns += i18n_patterns(
     path("", include("demo_engine.urls")),

@@ -1,0 +1,172 @@
+"""One completion in flight, seen from the web process: the reply's Redis Stream read with redis.asyncio, turned
+into OpenAI's response or server-sent events, and the reply stopped when the client goes away.
+
+Cancellation: when a client disconnects, Django's ASGI handler cancels the task serving the request (the view
+while it waits, or the streaming response's iteration); the CancelledError lands in our `await`, and `finally`
+sets the reply's stop flag, which the worker polls every 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from channels.db import database_sync_to_async
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from demo_engine import reply_stream
+from demo_engine import services as chat_services
+from demo_engine.api import services, wire
+from demo_engine.models import Message
+
+logger = logging.getLogger(__name__)
+
+# Below redis-py 8's 5 s socket timeout, and the watchdog's pace.
+XREAD_BLOCK_MS = 1000
+WATCH_INTERVAL_S = 1.0
+USAGE_WAIT_S = 15.0
+# Tasks that record the usage of cancelled replies after their request is gone (kept referenced until done).
+_background: set[asyncio.Task] = set()
+
+
+class CompletionRun:
+    """Follows one reply (`message_id`) of one API key from its stream, in order, until its `end` frame."""
+
+    def __init__(self, *, api_key_id: int, reply: Message) -> None:
+        self.api_key_id = api_key_id
+        self.message_id = reply.id
+        self.completion_id = f"chatcmpl-{reply.conversation_id.hex}"
+        self.created = int(time.time())
+        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        self.text = ""
+        self.ended = False
+        self._frames = self._read_frames()
+
+    async def _read_frames(self) -> AsyncIterator[dict]:
+        """The reply's `delta` and `end` frames; a dead worker or a lost stream still ends with an `end`."""
+        key = reply_stream.stream_key(self.message_id)
+        last_id, last_watch = "0-0", time.monotonic()
+        while True:
+            try:
+                result = await self.redis.xread({key: last_id}, block=XREAD_BLOCK_MS, count=500)
+            except RedisError as exc:
+                logger.warning("API reply %s: Redis unavailable (%s); retrying", self.message_id, exc)
+                await asyncio.sleep(0.5)
+                result = []
+            for _stream, entries in result or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    frame = reply_stream.decode_frame(fields)
+                    if frame["type"] == "delta":
+                        self.text += frame["text"]
+                        yield frame
+                    elif frame["type"] == "end":
+                        self.ended = True
+                        yield frame
+                        return
+            if time.monotonic() - last_watch >= WATCH_INTERVAL_S:
+                last_watch = time.monotonic()
+                end = await database_sync_to_async(services.api_reply_watch)(message_id=self.message_id)
+                if end is not None:
+                    saved = end.pop("content", "")
+                    if saved.startswith(self.text) and len(saved) > len(self.text):
+                        missing = saved[len(self.text) :]
+                        self.text = saved
+                        yield {"type": "delta", "message_id": self.message_id, "text": missing}
+                    self.ended = True
+                    yield end
+                    return
+
+    async def next_frame(self) -> dict:
+        return await anext(self._frames)
+
+    async def finish(self) -> None:
+        """After the `end` frame: count the reply's tokens in the key's usage, let go of Redis."""
+        await self._close()
+        await database_sync_to_async(services.api_usage_record_reply)(
+            api_key_id=self.api_key_id, message_id=self.message_id
+        )
+
+    async def abandon(self) -> None:
+        """The client went away (or we failed) before the end: stop the reply now, count its tokens later."""
+        await self._close()
+        if self.ended:
+            return
+        try:
+            await database_sync_to_async(chat_services.reply_stop)(message_id=self.message_id)
+        except RedisError:
+            logger.warning("could not stop API reply %s: Redis unavailable", self.message_id)
+        # A fresh context: the request's own (its thread-sensitive executor) is gone by the time this task runs.
+        task = asyncio.get_running_loop().create_task(
+            _record_usage_when_final(self.api_key_id, self.message_id), context=contextvars.Context()
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._frames.aclose()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+
+    # The two ways of answering -------------------------------------------------------------------------------
+
+    async def first_output(self) -> dict:
+        """The first frame worth answering with (text, or the end): until then, the HTTP status is still open."""
+        return await self.next_frame()
+
+    async def collect(self, first: dict) -> dict:
+        """Read to the end; return the `end` frame (the text is in `self.text`)."""
+        frame = first
+        while frame["type"] != "end":
+            frame = await self.next_frame()
+        await self.finish()
+        return frame
+
+    async def server_sent_events(self, first: dict, *, include_usage: bool) -> AsyncIterator[bytes]:
+        """`chat.completion.chunk` events, then `data: [DONE]`. Must run to its end or be closed."""
+        ids = {"completion_id": self.completion_id, "created": self.created}
+        try:
+            yield wire.sse_event(wire.chunk_object(**ids, delta={"role": "assistant", "content": ""},
+                                                   include_usage=include_usage))  # fmt: skip
+            frame = first
+            while frame["type"] != "end":
+                if frame["text"]:
+                    yield wire.sse_event(wire.chunk_object(**ids, delta={"content": frame["text"]},
+                                                           include_usage=include_usage))  # fmt: skip
+                frame = await self.next_frame()
+            await self.finish()
+            if frame["status"] == "failed":
+                # Headers are gone: OpenAI's clients raise on an `error` object inside the stream.
+                yield wire.sse_event(wire.error_for_failed_reply(frame).body())
+                return
+            yield wire.sse_event(wire.chunk_object(**ids, delta={}, finish_reason=wire.finish_reason_for(frame),
+                                                   include_usage=include_usage))  # fmt: skip
+            if include_usage:
+                yield wire.sse_event(wire.usage_chunk_object(**ids, usage=wire.usage_from_stats(frame["stats"])))
+            yield wire.sse_event("[DONE]")
+        finally:
+            if not self.ended:
+                await self.abandon()
+
+
+async def _record_usage_when_final(api_key_id: int, message_id: int) -> None:
+    """Wait (a little) for a stopped reply's end, then count its tokens."""
+    try:
+        deadline = time.monotonic() + USAGE_WAIT_S
+        while time.monotonic() < deadline:
+            status = await database_sync_to_async(
+                lambda: Message.objects.filter(id=message_id).values_list("status", flat=True).first()
+            )()
+            if status is None or status in Message.FINAL_STATUSES:
+                break
+            await asyncio.sleep(0.25)
+        await database_sync_to_async(services.api_usage_record_reply)(api_key_id=api_key_id, message_id=message_id)
+    except Exception:  # nobody awaits this task: say what went wrong here
+        logger.exception("could not record the usage of stopped API reply %s", message_id)

@@ -1,0 +1,131 @@
+"""Writes of the HTTP API: keys, per-key rate limits, usage, and turning a completion request into a queued reply
+of the chat's own kind (so it joins the workers' continuous batching beside the browser chats)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from demo_engine import selectors as chat_selectors
+from demo_engine import services as chat_services
+from demo_engine.api import selectors
+from demo_engine.api.wire import ApiError, CompletionRequest
+from demo_engine.models import ApiKey, ApiUsage, Conversation, Message
+
+
+def api_key_create(*, name: str, requests_per_minute: int | None = None) -> tuple[ApiKey, str]:
+    """A new key and its secret. The secret is returned once and never stored: only its hash is."""
+    secret = selectors.KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey(name=name, prefix=secret[: selectors.VISIBLE_PREFIX_CHARS], key_hash=selectors.key_hash(secret))
+    if requests_per_minute is not None:
+        api_key.requests_per_minute = requests_per_minute
+    api_key.full_clean()
+    api_key.save()
+    return api_key, secret
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke a key: every later request with it gets 401. Its usage stays on record."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_rate_limit_take(*, api_key: ApiKey) -> int | None:
+    """Count one request against the key's per-minute limit (a Redis counter per minute, shared by every web
+    process). Returns the seconds to wait when the limit is reached, else None."""
+    now = time.time()
+    key = f"api:rate:{api_key.id}:{int(now // 60)}"
+    pipe = chat_services.redis_client().pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, 61)
+    count, _ = pipe.execute()
+    if count > api_key.requests_per_minute:
+        return max(1, 60 - int(now % 60))
+    return None
+
+
+def api_usage_record(*, api_key_id: int, requests: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+    """Add to today's usage row of the key (created on first use)."""
+    day = timezone.localdate()
+    ApiUsage.objects.get_or_create(api_key_id=api_key_id, day=day)
+    ApiUsage.objects.filter(api_key_id=api_key_id, day=day).update(
+        requests=F("requests") + requests,
+        prompt_tokens=F("prompt_tokens") + prompt_tokens,
+        completion_tokens=F("completion_tokens") + completion_tokens,
+    )
+
+
+def api_usage_record_reply(*, api_key_id: int, message_id: int) -> None:
+    """Add a finished reply's tokens (as its worker reported them) to the key's usage."""
+    reply = Message.objects.filter(id=message_id).only("prompt_tokens", "generated_tokens").first()
+    if reply is not None and (reply.prompt_tokens or reply.generated_tokens):
+        api_usage_record(api_key_id=api_key_id, prompt_tokens=reply.prompt_tokens or 0,
+                         completion_tokens=reply.generated_tokens or 0)  # fmt: skip
+
+
+@transaction.atomic
+def _completion_save(*, api_key: ApiKey, completion: CompletionRequest) -> Message:
+    conversation = Conversation.objects.create(session_key=f"api:{api_key.id}")
+    Message.objects.bulk_create(
+        Message(conversation=conversation, role=turn["role"], content=turn["content"], origin=Message.Origin.API)
+        for turn in completion.messages
+    )
+    reply = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.QUEUED,
+        origin=Message.Origin.API,
+        seed=completion.seed,
+        temperature=completion.temperature,
+        top_p=completion.top_p,
+        max_new_tokens=completion.max_new_tokens,
+        stop_sequences=completion.stop,
+    )
+    last_question = next((turn["content"] for turn in reversed(completion.messages) if turn["role"] == "user"), "")
+    conversation.title = f"API · {api_key.name}: {last_question}"[:120]
+    conversation.save(update_fields=["title", "updated_at"])
+    ApiKey.objects.filter(id=api_key.id).update(last_used_at=timezone.now())
+    return reply
+
+
+def api_completion_start(*, api_key: ApiKey, completion: CompletionRequest) -> Message:
+    """Save the request's messages and a queued reply (origin "api") in a conversation of their own, and hand the
+    reply to a worker. Refused with 503 before anything is saved when no worker runs or the queue is full."""
+    if not chat_services.worker_names_alive():
+        raise ApiError(503, "The model is unavailable right now: no worker is running.", code="no_worker",
+                       error_type="server_error", headers={"Retry-After": "5"})  # fmt: skip
+    if chat_selectors.queued_reply_count() >= settings.CHAT_MAX_QUEUED:
+        raise ApiError(503, "The model is busy right now. Please try again in a few seconds.", code="overloaded",
+                       error_type="server_error", headers={"Retry-After": "5"})  # fmt: skip
+    reply = _completion_save(api_key=api_key, completion=completion)
+    chat_services.reply_enqueue(reply=reply)
+    api_usage_record(api_key_id=api_key.id, requests=1)
+    return reply
+
+
+def api_reply_watch(*, message_id: int) -> dict | None:
+    """Once a second while a reply is quiet: fail it if its worker has gone (or none runs while it waits), and
+    when it ended without its `end` frame reaching the stream (Redis lost it), an `end` built from the database,
+    with the saved text in `content`."""
+    with contextlib.suppress(RedisError):
+        chat_services.reply_fail_if_abandoned(message_id=message_id)
+    reply = Message.objects.get(id=message_id)
+    if not reply.is_final:
+        return None
+    try:
+        if chat_services.stream_has_end(message_id=message_id):
+            return None
+    except RedisError:
+        pass
+    return {"type": "end", "message_id": message_id, "seq": 1_000_000, "status": reply.status,
+            "reason": reply.failure_reason, "code": reply.failure_code, "finish_reason": "",
+            "stats": chat_selectors.reply_stats(reply), "content": reply.content}  # fmt: skip

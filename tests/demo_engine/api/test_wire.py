@@ -1,0 +1,104 @@
+"""The OpenAI request format, validated in-process: what a client may send, and the field named when it is wrong."""
+
+import json
+
+import pytest
+
+from demo_engine.api.wire import ApiError, error_for_failed_reply, finish_reason_for, parse_completion_request
+
+MODEL = "smollm2-135m-instruct"
+HI = [{"role": "user", "content": "hi"}]
+
+
+def parse(body: dict, cap: int = 160):
+    return parse_completion_request(json.dumps(body).encode(), max_new_tokens_cap=cap)
+
+
+def test_a_minimal_request_gets_openais_defaults():
+    """Only model and messages: temperature 1, top_p 1, a random seed, the site's longest reply, no streaming."""
+    request = parse({"model": MODEL, "messages": HI})
+    assert (request.temperature, request.top_p, request.max_new_tokens, request.stream) == (1.0, 1.0, 160, False)
+    assert isinstance(request.seed, int) and request.stop == []
+
+
+def test_every_sampling_field_is_taken_as_sent():
+    """max_completion_tokens, temperature, top_p, seed, a single stop string and stream_options are all honoured."""
+    sampling = {"max_completion_tokens": 12, "temperature": 0, "top_p": 0.5, "seed": 42, "stop": "\n\n"}
+    request = parse(
+        {"model": MODEL, "messages": HI, **sampling, "stream": True, "stream_options": {"include_usage": True}}
+    )
+    assert (request.max_new_tokens, request.temperature, request.top_p, request.seed) == (12, 0.0, 0.5, 42)
+    assert request.stop == ["\n\n"] and request.stream and request.include_usage
+
+
+def test_a_larger_max_tokens_than_the_site_allows_is_capped():
+    """Asking for more tokens than the site's maximum gets the maximum (finish_reason "length" shows it)."""
+    assert parse({"model": MODEL, "messages": HI, "max_tokens": 100_000}, cap=160).max_new_tokens == 160
+
+
+def test_text_parts_and_the_developer_role_are_understood():
+    """Content given as text parts is joined; the "developer" role is the system prompt."""
+    request = parse({"model": MODEL, "messages": [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Hello, "}, {"type": "text", "text": "booth"}]},
+    ]})  # fmt: skip
+    assert request.messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello, booth"}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"model": None}, "model"),
+        ({"messages": "hi"}, "messages"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0]"),
+        ({"max_tokens": -1}, "max_tokens"),
+        ({"max_completion_tokens": 1.5}, "max_completion_tokens"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"seed": -4}, "seed"),
+        ({"stop": ["", "x"]}, "stop"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"stream": "yes"}, "stream"),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),
+        ({"n": 2}, "n"),
+        ({"tools": [{"type": "function"}]}, "tools"),
+    ],
+)
+def test_a_wrong_field_is_refused_with_400_naming_it(fields, param):
+    """Each invalid field is a 400 whose `param` names it, so a client knows what to fix."""
+    with pytest.raises(ApiError) as refused:
+        parse({"model": MODEL, "messages": HI, **fields})
+    assert refused.value.status == 400 and refused.value.param == param
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b"\xff\xfe"])
+def test_a_body_that_is_not_a_json_object_is_a_400(raw):
+    """A body that is not a JSON object is a 400 in OpenAI's format."""
+    with pytest.raises(ApiError) as refused:
+        parse_completion_request(raw, max_new_tokens_cap=160)
+    assert refused.value.status == 400 and refused.value.body()["error"]["type"] == "invalid_request_error"
+
+
+def test_an_unknown_model_is_a_404_as_openai_answers_it():
+    """A model the booth does not serve is a 404 "model_not_found" naming the model field."""
+    with pytest.raises(ApiError) as refused:
+        parse({"model": "gpt-4o", "messages": HI})
+    assert (refused.value.status, refused.value.code, refused.value.param) == (404, "model_not_found", "model")
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("prompt_too_long", 413), ("no_worker", 503), ("worker_lost", 503), ("engine_error", 500)],
+)
+def test_a_failed_reply_maps_to_the_right_http_status(code, status):
+    """A reply the worker failed becomes 413 (prompt too long), 503 (no worker, worker lost) or 500."""
+    assert error_for_failed_reply({"status": "failed", "code": code, "reason": "why"}).status == status
+
+
+def test_finish_reason_says_length_when_the_reply_was_cut():
+    """finish_reason is "length" for max_tokens or the site's time limit, "stop" otherwise."""
+    assert finish_reason_for({"finish_reason": "length", "code": ""}) == "length"
+    assert finish_reason_for({"finish_reason": "cancelled", "code": "time_limit"}) == "length"
+    assert finish_reason_for({"finish_reason": "stop", "code": ""}) == "stop"
