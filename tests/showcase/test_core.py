@@ -78,3 +78,12 @@ def test_weak_staff_password_is_refused(monkeypatch):
     with pytest.raises(CommandError, match="too weak"):
         call_command("ensure_staff")
     assert not get_user_model().objects.filter(username="booth-admin").exists()
+
+
+@pytest.mark.django_db
+def test_error_responses_carry_security_headers_too(client):
+    """Even a request refused before any view runs (an unknown Host) gets the CSP and nosniff headers."""
+    response = client.get("/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
