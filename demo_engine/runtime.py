@@ -25,7 +25,12 @@ WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def engine_options() -> dict:
-    return {"fp32": settings.ENGINE_FP32, "device": settings.ENGINE_DEVICE, "max_batch": settings.ENGINE_MAX_BATCH}
+    return {
+        "fp32": settings.ENGINE_FP32,
+        "device": settings.ENGINE_DEVICE,
+        "max_batch": settings.ENGINE_MAX_BATCH,
+        "threads": settings.ENGINE_THREADS,
+    }
 
 
 def get_engine():

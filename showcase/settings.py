@@ -179,5 +179,7 @@ CHAT_REPETITION_PENALTY = 1.1
 ENGINE_FP32 = env_bool("ENGINE_FP32", False)
 ENGINE_DEVICE = env_str("ENGINE_DEVICE", "cpu")
 ENGINE_MAX_BATCH = env_int("ENGINE_MAX_BATCH", 16)
+# CPU threads of the engine's scheduler thread: 1 is fastest on a 2-core machine (see Scheduler).
+ENGINE_THREADS = env_int("ENGINE_THREADS", 1)
 # A failed publish to the broker (Redis restarting) is retried briefly, then reported, never waited on for minutes.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}

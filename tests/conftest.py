@@ -1,6 +1,15 @@
 """Fixtures shared by every test package."""
 
+import os
+
 import pytest
+import torch
+
+# Without CUDA, Triton kernels run in Triton's interpreter. Set it before anything imports Triton: transformers (in
+# the engine's reference tests) imports torch's compiler stack, which imports Triton and caches its settings, and a
+# kernel decorated after that is not interpretable ("Cannot call @triton.jit'd outside of the scope of a kernel").
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from tests.stack import LiveStack
 

@@ -33,6 +33,7 @@ class EngineConfig:
     device: str
     max_batch: int
     max_context: int
+    threads: int = 1  # CPU threads of the scheduler thread (see Scheduler)
 
 
 def _return_freed_memory() -> None:
@@ -49,7 +50,9 @@ class Engine:
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
-        self.scheduler = Scheduler(model, tokenizer, max_batch=config.max_batch, max_context=config.max_context)
+        self.scheduler = Scheduler(
+            model, tokenizer, max_batch=config.max_batch, max_context=config.max_context, threads=config.threads
+        )
         self.load_seconds = 0.0
 
     @classmethod
@@ -61,6 +64,7 @@ class Engine:
         device: str = "cpu",
         max_batch: int = 16,
         max_context: int = DEFAULT_MAX_CONTEXT,
+        threads: int = 1,
     ) -> Engine:
         """Read the GGUF and build the model and tokenizer (a progress bar shows on a terminal)."""
         started = time.perf_counter()
@@ -76,7 +80,7 @@ class Engine:
         finally:
             gguf_file.close()
         _return_freed_memory()
-        config = EngineConfig(path, mode, device, max_batch, min(max_context, config_context))
+        config = EngineConfig(path, mode, device, max_batch, min(max_context, config_context), threads)
         engine = cls(config, model, tokenizer)
         engine.load_seconds = time.perf_counter() - started
         return engine
