@@ -305,5 +305,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             if not has_end:
                 return {"type": "end", "message_id": message_id, "seq": 1_000_000, "status": message.status,
                         "reason": message.failure_reason, "code": message.failure_code, "finish_reason": "",
-                        "stats": selectors.reply_stats(message), "content": message.content}  # fmt: skip
+                        "stats": selectors.reply_stats(message), "content": message.content,
+                        "length": len(message.content)}  # fmt: skip
         return {}

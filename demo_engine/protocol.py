@@ -53,6 +53,7 @@ class EndFrame(TypedDict):
     code: str  # machine-readable reason: "", "no_worker", "worker_lost", "prompt_too_long", "engine_error"…
     finish_reason: str  # the engine's: "stop", "length", "cancelled", or "" when it never ran
     stats: ReplyStats | None
+    length: int  # characters of the saved reply: a client whose deltas add up to fewer has missed some
 
 
 class ErrorFrame(TypedDict):

@@ -139,7 +139,8 @@ def reply_finish(
     if updated != 1:
         return False
     end: EndFrame = {"type": "end", "message_id": message_id, "seq": seq, "status": status, "reason": reason,
-                     "code": code, "finish_reason": finish_reason, "stats": stats}  # fmt: skip
+                     "code": code, "finish_reason": finish_reason, "stats": stats,
+                     "length": len(content)}  # fmt: skip
     stream_append(message_id=message_id, frame=end)
     return True
 

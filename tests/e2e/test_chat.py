@@ -28,6 +28,7 @@ async def saved_reply(base_url: str, cookie: str, message_id: int) -> dict:
 def assert_in_order(result: ReplyResult) -> None:
     assert result.seqs == list(range(1, len(result.seqs) + 1)), result.seqs
     assert result.end is not None and result.frames[-1] is result.end
+    assert len(result.text) == result.end["length"], "every character of the saved reply arrived"
 
 
 def test_streamed_answer_equals_the_engines_own_output(live_stack, chat_engine):
