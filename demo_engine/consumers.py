@@ -196,7 +196,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     def _dispatch_sync(self, reply: Message) -> int:
         """Enqueue the reply, or fail it at once when no worker is running. Returns its queue position."""
-        if not services.worker_names_alive():
+        if not services.workers_may_be_alive():
             services.reply_finish(message_id=reply.id, status=Message.Status.FAILED, content="", seq=1,
                                   reason="The model is unavailable right now: no worker is running.",
                                   code="no_worker")  # fmt: skip
@@ -272,9 +272,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     for entry_id, fields in entries:
                         last_id = entry_id
                         frame = reply_stream.decode_frame(fields)
-                        if frame["seq"] > after_seq:
+                        # An `end` frame always goes through: one written by the watchdog may carry a seq that a
+                        # racing worker frame already used, and skipping it would leave the visitor waiting.
+                        if frame["seq"] > after_seq or frame["type"] == "end":
                             await self.send_json(frame)
-                            after_seq = frame["seq"]
+                            after_seq = max(after_seq, frame["seq"])
                         if frame["type"] == "end":
                             return
                 if time.monotonic() - last_watch >= WATCH_INTERVAL_S:

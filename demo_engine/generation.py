@@ -45,6 +45,9 @@ class _Heartbeat:
             self._stop.wait(1.0)
 
     def __enter__(self) -> _Heartbeat:
+        # The first beat before anything else: a reply marked streaming without a heartbeat is failed by the
+        # socket's once-a-second watchdog as "worker lost".
+        services.redis_client().set(self.key, 1, ex=reply_stream.HEARTBEAT_TTL_S)
         self._thread.start()
         return self
 
@@ -80,10 +83,10 @@ class ReplyOutcome:
 
 def reply_generate(*, message_id: int) -> None:
     """Generate and stream one reply. Never raises for a generation problem: the reply ends `failed` instead."""
-    if not services.reply_start(message_id=message_id):
-        return  # stopped, failed or taken while it waited: never run a reply twice
     writer = _ReplyWriter(message_id)
     with _Heartbeat(message_id):
+        if not services.reply_start(message_id=message_id):
+            return  # stopped, failed or taken while it waited: never run a reply twice
         try:
             writer.append({"type": "status", "message_id": message_id, "seq": writer.next_seq(), "status": "streaming"})
             reply = Message.objects.get(id=message_id)

@@ -163,7 +163,7 @@ def reply_fail_if_abandoned(*, message_id: int) -> bool:
             return False
         reason, code = "The worker writing this reply stopped. Please send your message again.", "worker_lost"
     else:
-        if client.exists(reply_stream.heartbeat_key(message_id)) or worker_names_alive():
+        if client.exists(reply_stream.heartbeat_key(message_id)) or workers_may_be_alive():
             return False
         reason, code = "The model is unavailable right now: no worker is running.", "no_worker"
     text, last_seq = stream_text(message_id=message_id)
@@ -175,6 +175,15 @@ def worker_names_alive() -> list[str]:
     """Inference workers that reported in the last few seconds."""
     names = redis_client().zrangebyscore(reply_stream.WORKERS_KEY, reply_stream.live_worker_cutoff(), "+inf")
     return [name.decode() for name in names]
+
+
+def workers_may_be_alive() -> bool:
+    """True when a worker reported recently, or when Redis itself restarted too recently for workers to have
+    reported again (its presence set starts empty): a fresh Redis is no proof that no worker runs."""
+    if worker_names_alive():
+        return True
+    uptime_s = redis_client().info("server").get("uptime_in_seconds", 0)
+    return uptime_s < reply_stream.WORKER_PRESENCE_S
 
 
 def worker_presence_publish(*, worker_name: str, figures: dict) -> None:

@@ -100,7 +100,7 @@ def _completion_save(*, api_key: ApiKey, completion: CompletionRequest) -> Messa
 def api_completion_start(*, api_key: ApiKey, completion: CompletionRequest) -> Message:
     """Save the request's messages and a queued reply (origin "api") in a conversation of their own, and hand the
     reply to a worker. Refused with 503 before anything is saved when no worker runs or the queue is full."""
-    if not chat_services.worker_names_alive():
+    if not chat_services.workers_may_be_alive():
         raise ApiError(503, "The model is unavailable right now: no worker is running.", code="no_worker",
                        error_type="server_error", headers={"Retry-After": "5"})  # fmt: skip
     if chat_selectors.queued_reply_count() >= settings.CHAT_MAX_QUEUED:

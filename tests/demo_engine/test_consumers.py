@@ -40,7 +40,7 @@ async def open_socket_with_greeting(cookie: str) -> tuple[WebsocketCommunicator,
 @pytest.fixture
 def no_worker_alive(monkeypatch):
     """Pretend no inference worker is alive (the presence set is what the site checks)."""
-    monkeypatch.setattr(services, "worker_names_alive", lambda: [])
+    monkeypatch.setattr(services, "workers_may_be_alive", lambda: False)
 
 
 @pytest.mark.parametrize(
@@ -178,3 +178,34 @@ def test_frames_are_json_documented_types():
         "message": "later",
         "retry_after": 3,
     }
+
+
+async def test_an_end_frame_sharing_a_seq_still_ends_the_reply(session_cookie):
+    """An `end` written by the watchdog with a seq a racing worker frame already used still reaches the visitor."""
+    from channels.db import database_sync_to_async
+
+    from demo_engine import reply_stream
+
+    def streaming_reply() -> int:
+        session = SessionStore(session_key=session_cookie.split("=", 1)[1])
+        conversation = services.conversation_for_session(session_key=session.session_key, conversation_id=None)
+        session["conversation_id"] = str(conversation.id)
+        session.save()
+        _question, reply = services.chat_message_send(
+            conversation=conversation, text="hi", sampling={"seed": 1, "temperature": 0.0, "max_new_tokens": 8}
+        )
+        services.reply_start(message_id=reply.id)
+        services.redis_client().set(reply_stream.heartbeat_key(reply.id), 1, ex=30)
+        for frame in (
+            {"type": "status", "message_id": reply.id, "seq": 1, "status": "streaming"},
+            {"type": "end", "message_id": reply.id, "seq": 1, "status": "failed", "reason": "gone", "code": "x",
+             "finish_reason": "", "stats": None, "length": 0},
+        ):  # fmt: skip
+            services.stream_append(message_id=reply.id, frame=frame)
+        return reply.id
+
+    reply_id = await database_sync_to_async(streaming_reply)()
+    communicator = await open_socket(session_cookie)
+    frames = [await communicator.receive_json_from(timeout=10) for _ in range(2)]
+    await communicator.disconnect()
+    assert [(f["type"], f["message_id"]) for f in frames] == [("status", reply_id), ("end", reply_id)]

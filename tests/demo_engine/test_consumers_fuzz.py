@@ -51,7 +51,7 @@ def new_session_cookie() -> str:
 @given(batch=st.lists(frames, min_size=1, max_size=5))
 async def test_random_frames_never_crash_the_consumer_nor_touch_a_bystander(batch, monkeypatch):
     """Whatever a client sends, it gets well-formed answers and its socket stays usable; a bystander's too."""
-    monkeypatch.setattr(services, "worker_names_alive", lambda: [])  # nothing is generated: a reply fails at once
+    monkeypatch.setattr(services, "workers_may_be_alive", lambda: False)  # nothing is generated: a reply fails at once
     attacker = await connect(await sync_to_async(new_session_cookie)())
     bystander = await connect(await sync_to_async(new_session_cookie)())
     for frame in batch:

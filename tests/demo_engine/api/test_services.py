@@ -58,7 +58,7 @@ def test_a_completion_becomes_a_conversation_with_a_queued_api_reply(monkeypatch
     """The request's messages are saved in a conversation of the key, with a queued reply of origin "api" carrying
     the request's sampling, and the reply is handed to a worker."""
     enqueued = []
-    monkeypatch.setattr(chat_services, "worker_names_alive", lambda: ["worker-1"])
+    monkeypatch.setattr(chat_services, "workers_may_be_alive", lambda: True)
     monkeypatch.setattr(chat_services, "reply_enqueue", lambda *, reply: enqueued.append(reply.id))
     api_key, _ = services.api_key_create(name="dev")
     reply = services.api_completion_start(api_key=api_key, completion=completion_request())
@@ -74,7 +74,7 @@ def test_a_completion_becomes_a_conversation_with_a_queued_api_reply(monkeypatch
 
 def test_no_worker_refuses_a_completion_with_503_and_saves_nothing(monkeypatch):
     """With no worker alive the request is refused (503, Retry-After) before anything is saved or enqueued."""
-    monkeypatch.setattr(chat_services, "worker_names_alive", lambda: [])
+    monkeypatch.setattr(chat_services, "workers_may_be_alive", lambda: False)
     api_key, _ = services.api_key_create(name="dev")
     with pytest.raises(ApiError) as refused:
         services.api_completion_start(api_key=api_key, completion=completion_request())
