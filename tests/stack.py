@@ -77,6 +77,7 @@ class LiveStack:
     env: dict[str, str] = field(default_factory=dict)
     web: subprocess.Popen | None = None
     worker: subprocess.Popen | None = None
+    claimed_redis: bool = True
 
     @property
     def base_url(self) -> str:
@@ -95,10 +96,13 @@ class LiveStack:
         var_dir = self.tmp_dir / "var"
         var_dir.mkdir(parents=True, exist_ok=True)
         shared_var = BASE_DIR / "var"  # the tokenizer cache and other build products are shared with the tests
+        # A REDIS_URL or DATABASE_URL in extra_env (a private server of a fault test) is used as it is: the
+        # shared Redis database and the shared PostgreSQL e2e database are then neither claimed nor recreated.
+        self.claimed_redis = "REDIS_URL" not in self.extra_env
         self.env = {
             **os.environ,
-            "DATABASE_URL": e2e_database_url(self.tmp_dir),
-            "REDIS_URL": claim_stack_redis_db(os.environ["REDIS_URL"]),
+            "DATABASE_URL": self.extra_env.get("DATABASE_URL") or e2e_database_url(self.tmp_dir),
+            "REDIS_URL": claim_stack_redis_db(os.environ["REDIS_URL"]) if self.claimed_redis else "",
             "SHOWCASE_VAR_DIR": str(shared_var),
             "MEDIA_ROOT": str(var_dir / "media"),
             "PYTHONUNBUFFERED": "1",
@@ -165,6 +169,8 @@ class LiveStack:
 
     def stop(self) -> None:
         self._stop_processes()
+        if not self.claimed_redis:
+            return
         client = redis.Redis.from_url(self.redis_url)
         client.delete(OWNER_KEY)
         client.close()
