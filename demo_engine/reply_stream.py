@@ -13,6 +13,9 @@ import time
 from django.conf import settings
 
 STREAM_TTL_S = 3600
+# Once a reply has ended its text is in the database; the stream only serves a follower a moment behind. Keeping
+# every finished stream for the full hour grew Redis 32% in a 6-minute soak (about 4.7 KB a reply).
+FINISHED_STREAM_TTL_S = 120
 HEARTBEAT_TTL_S = 6
 WORKER_PRESENCE_S = 5.0
 WORKERS_KEY = "chat:workers"

@@ -94,9 +94,10 @@ def reply_start(*, message_id: int) -> bool:
 def stream_append(*, message_id: int, frame: dict) -> None:
     client = redis_client()
     key = reply_stream.stream_key(message_id)
+    ttl_s = reply_stream.FINISHED_STREAM_TTL_S if frame["type"] == "end" else reply_stream.STREAM_TTL_S
     pipe = client.pipeline(transaction=False)
     pipe.xadd(key, reply_stream.encode_frame(frame))
-    pipe.expire(key, reply_stream.STREAM_TTL_S)
+    pipe.expire(key, ttl_s)
     pipe.execute()
 
 

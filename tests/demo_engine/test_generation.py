@@ -161,3 +161,11 @@ def test_abandoned_reply_is_failed_with_its_partial_text(reply, monkeypatch):
     reply.refresh_from_db()
     assert reply.status == "failed" and reply.content == "half a rep" and reply.failure_code == "worker_lost"
     assert frames_of(reply.id)[-1]["seq"] == 2
+
+
+def test_a_finished_reply_stream_expires_soon(reply, monkeypatch):
+    """Once a reply has ended (its text saved), its Redis stream is kept for minutes, not the hour a live one gets."""
+    use_engine(monkeypatch, ScriptedEngine(["short"]))
+    generation.reply_generate(message_id=reply.id)
+    ttl = services.redis_client().ttl(reply_stream.stream_key(reply.id))
+    assert 0 < ttl <= reply_stream.FINISHED_STREAM_TTL_S
