@@ -121,6 +121,7 @@ import json, django
 django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
+call_command("collectstatic", interactive=False, verbosity=0)  # production pages name hashed static files
 from django.test import Client
 client = Client(HTTP_HOST="booth.example")
 answers = {}
