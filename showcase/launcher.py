@@ -116,6 +116,21 @@ def pick_redis(var_dir: Path, environ: dict[str, str] | None = None) -> tuple[st
     return embedded.url, embedded
 
 
+def stop_process_groups(processes: list[subprocess.Popen | None], *, timeout_s: float = 20) -> None:
+    """SIGTERM each child's process group (they run in sessions of their own), then SIGKILL what outlives the
+    timeout: a worker finishing its replies gets time, a hung one does not get forever."""
+    running = [process for process in processes if process is not None]
+    for process in running:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in running:
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 @dataclass
 class Site:
     """The processes of a running site, stopped in reverse order of start."""

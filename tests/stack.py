@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 import redis
 
-from showcase.launcher import die_with_parent, free_port, worker_command
+from showcase.launcher import die_with_parent, free_port, stop_process_groups, worker_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -168,21 +168,9 @@ class LiveStack:
         raise RuntimeError(f"site not ready in {timeout_s} s (last status {status}):\n{self.log('worker.log')[-3000:]}")
 
     def stop(self) -> None:
-        self._stop_processes()
+        stop_process_groups([self.web, self.worker])
         if not self.claimed_redis:
             return
         client = redis.Redis.from_url(self.redis_url)
         client.delete(OWNER_KEY)
         client.close()
-
-    def _stop_processes(self) -> None:
-        for process in (self.web, self.worker):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in (self.web, self.worker):
-            if process is not None:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,15 @@ from pathlib import Path
 import psutil
 import redis
 
-from showcase.launcher import BASE_DIR, EmbeddedRedis, die_with_parent, free_port, start_embedded_redis, worker_command
+from showcase.launcher import (
+    BASE_DIR,
+    EmbeddedRedis,
+    die_with_parent,
+    free_port,
+    start_embedded_redis,
+    stop_process_groups,
+    worker_command,
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -118,15 +125,6 @@ class TemporarySite:
         raise RuntimeError(f"the temporary site was not ready in {timeout_s} s")
 
     def stop(self) -> None:
-        for process in (self.web, self.worker):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in (self.web, self.worker):
-            if process is not None:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+        stop_process_groups([self.web, self.worker])
         if self.redis is not None:
             self.redis.stop()
