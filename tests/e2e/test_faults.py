@@ -100,6 +100,7 @@ def redis_stack(tmp_path_factory):
 
 
 @pytest.mark.browser
+@pytest.mark.chaos
 def test_redis_restart_readiness_and_browsers_recover_by_themselves(redis_stack, page: Page):
     """While Redis is down readiness answers 503 naming redis; once it is back readiness is 200 again, the open chat
     page comes back online without a reload, and the next message streams to the end."""
@@ -211,6 +212,7 @@ def postgres_stack(tmp_path_factory):
         database.remove()
 
 
+@pytest.mark.chaos
 def test_reply_at_the_time_limit_is_stopped_and_the_worker_takes_the_next(postgres_stack):
     """A reply that runs into CHAT_GENERATION_TIME_LIMIT_S ends as stopped at the time limit, and the same worker
     answers the next message normally."""
