@@ -256,30 +256,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _follow_stream(self, message_id: int, after_seq: int) -> None:
         """Send the reply's frames after `after_seq`, in order, until its `end` frame."""
-        key = reply_stream.stream_key(message_id)
-        last_id = "0-0"
         last_watch = time.monotonic()
         last_position: int | None = None
         with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                try:
-                    result = await self.redis.xread({key: last_id}, block=int(WATCH_INTERVAL_S * 1000), count=500)
-                except RedisError as exc:
-                    logger.warning("following reply %s: Redis unavailable (%s); retrying", message_id, exc)
-                    await asyncio.sleep(1.0)
-                    result = []
-                for _stream, entries in result or []:
-                    for entry_id, fields in entries:
-                        last_id = entry_id
-                        frame = reply_stream.decode_frame(fields)
-                        # An `end` frame always goes through: one written by the watchdog may carry a seq that a
-                        # racing worker frame already used, and skipping it would leave the visitor waiting.
-                        if frame["seq"] > after_seq or frame["type"] == "end":
-                            await self.send_json(frame)
-                            after_seq = max(after_seq, frame["seq"])
-                        if frame["type"] == "end":
-                            return
-                if time.monotonic() - last_watch >= WATCH_INTERVAL_S:
+            frames = reply_stream.read_frames(self.redis, message_id, block_ms=int(WATCH_INTERVAL_S * 1000))
+            async for frame in frames:
+                if frame is not None:
+                    # An `end` frame always goes through: one written by the watchdog may carry a seq that a
+                    # racing worker frame already used, and skipping it would leave the visitor waiting.
+                    if frame["seq"] > after_seq or frame["type"] == "end":
+                        await self.send_json(frame)
+                        after_seq = max(after_seq, frame["seq"])
+                    if frame["type"] == "end":
+                        return
+                elif time.monotonic() - last_watch >= WATCH_INTERVAL_S:
                     last_watch = time.monotonic()
                     watched = await database_sync_to_async(self._watch_sync)(message_id)
                     if watched.get("type") == "end":

@@ -7,10 +7,17 @@ heartbeat the worker refreshes while it owns the reply (its absence means the wo
 Workers also keep a presence entry and their live figures under `chat:workers`.
 """
 
+import asyncio
 import json
+import logging
 import time
+from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 STREAM_TTL_S = 3600
 # Once a reply has ended its text is in the database; the stream only serves a follower a moment behind. Keeping
@@ -53,3 +60,23 @@ def redis_url() -> str:
 def live_worker_cutoff() -> float:
     """Workers seen after this time count as alive."""
     return time.time() - WORKER_PRESENCE_S
+
+
+async def read_frames(client: aioredis.Redis, message_id: int, *, block_ms: int = 1000) -> AsyncIterator[dict | None]:
+    """The reply's frames in order, from its first, as they are written; `None` after each read, quiet or not, so
+    the reader can look at the database now and then. Redis being briefly down is waited out, not raised.
+    (redis-py 8 reads with a 5 s socket timeout: keep `block_ms` well under it.)"""
+    key = stream_key(message_id)
+    last_id = "0-0"
+    while True:
+        try:
+            result = await client.xread({key: last_id}, block=block_ms, count=500)
+        except RedisError as exc:
+            logger.warning("reply %s: Redis unavailable (%s); retrying", message_id, exc)
+            await asyncio.sleep(1.0)
+            result = []
+        for _stream, entries in result or []:
+            for entry_id, fields in entries:
+                last_id = entry_id
+                yield decode_frame(fields)
+        yield None

@@ -50,26 +50,17 @@ class CompletionRun:
 
     async def _read_frames(self) -> AsyncIterator[dict]:
         """The reply's `delta` and `end` frames; a dead worker or a lost stream still ends with an `end`."""
-        key = reply_stream.stream_key(self.message_id)
-        last_id, last_watch = "0-0", time.monotonic()
-        while True:
-            try:
-                result = await self.redis.xread({key: last_id}, block=XREAD_BLOCK_MS, count=500)
-            except RedisError as exc:
-                logger.warning("API reply %s: Redis unavailable (%s); retrying", self.message_id, exc)
-                await asyncio.sleep(0.5)
-                result = []
-            for _stream, entries in result or []:
-                for entry_id, fields in entries:
-                    last_id = entry_id
-                    frame = reply_stream.decode_frame(fields)
-                    if frame["type"] == "delta":
-                        self.text += frame["text"]
-                        yield frame
-                    elif frame["type"] == "end":
-                        self.ended = True
-                        yield frame
-                        return
+        last_watch = time.monotonic()
+        async for frame in reply_stream.read_frames(self.redis, self.message_id, block_ms=XREAD_BLOCK_MS):
+            if frame is not None:
+                if frame["type"] == "delta":
+                    self.text += frame["text"]
+                    yield frame
+                elif frame["type"] == "end":
+                    self.ended = True
+                    yield frame
+                    return
+                continue
             if time.monotonic() - last_watch >= WATCH_INTERVAL_S:
                 last_watch = time.monotonic()
                 end = await database_sync_to_async(services.api_reply_watch)(message_id=self.message_id)
