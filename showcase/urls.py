@@ -16,9 +16,8 @@ urlpatterns = [
 ]
 urlpatterns += i18n_patterns(
     path("", include("demo_engine.urls")),
-    # The exhibit pages own the home page ("/"); core's placeholder route after it is never reached.
+    # The exhibit pages own the home page ("/").
     path("", include("showcase.exhibits.urls")),
     path("", include("showcase.live.urls")),
-    path("", include("showcase.core.urls")),
     prefix_default_language=False,
 )

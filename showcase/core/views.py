@@ -1,7 +1,6 @@
-"""Health checks and the site's error pages. Views stay thin: the checks live in selectors."""
+"""Health checks. Views stay thin: the checks live in selectors."""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from showcase.core import selectors
@@ -20,8 +19,3 @@ def health_ready(request: HttpRequest) -> HttpResponse:
     down = [name for name, part in parts.items() if not part["ok"]]
     body = {"status": "ready" if not down else "unavailable", "down": down, "parts": parts}
     return JsonResponse(body, status=200 if not down else 503)
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    """The landing page (replaced by the exhibit home once content exists)."""
-    return render(request, "showcase/home.html")
