@@ -289,14 +289,4 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if message.status == Message.Status.QUEUED:
             return {"type": "status", "message_id": message_id, "seq": 0, "status": "queued",
                     "queue_position": selectors.queue_position(reply=message)}  # fmt: skip
-        if message.is_final:
-            try:
-                has_end = services.stream_has_end(message_id=message_id)
-            except RedisError:
-                has_end = False
-            if not has_end:
-                return {"type": "end", "message_id": message_id, "seq": 1_000_000, "status": message.status,
-                        "reason": message.failure_reason, "code": message.failure_code, "finish_reason": "",
-                        "stats": selectors.reply_stats(message), "content": message.content,
-                        "length": len(message.content)}  # fmt: skip
-        return {}
+        return services.reply_lost_end(message_id=message_id) or {}

@@ -199,6 +199,31 @@ def worker_presence_publish(*, worker_name: str, figures: dict) -> None:
     pipe.execute()
 
 
+# The worker saves a finished reply, then writes its `end` frame: for this long after `finished_at` a missing end
+# frame is still on its way, not lost.
+LOST_END_GRACE_S = 5.0
+
+
+def reply_lost_end(*, message_id: int) -> dict | None:
+    """For a reply saved as finished whose stream lacks its `end` frame (Redis restarted and lost it), an `end`
+    built from the database, with the saved text in `content`, so a client shows what was saved. None while the
+    reply runs, when its stream holds its end, and during the grace period after it finished."""
+    reply = Message.objects.get(id=message_id)
+    if not reply.is_final:
+        return None
+    if reply.finished_at and (timezone.now() - reply.finished_at).total_seconds() < LOST_END_GRACE_S:
+        return None
+    try:
+        if stream_has_end(message_id=message_id):
+            return None
+    except redis.RedisError:
+        pass
+    return {"type": "end", "message_id": message_id, "seq": 1_000_000, "status": reply.status,
+            "reason": reply.failure_reason, "code": reply.failure_code, "finish_reason": "",
+            "stats": selectors.reply_stats(reply), "content": reply.content,
+            "length": len(reply.content)}  # fmt: skip
+
+
 def stream_has_end(*, message_id: int) -> bool:
     """Whether the reply's stream holds its `end` frame (it is the stream's last entry when it does)."""
     last = redis_client().xrevrange(reply_stream.stream_key(message_id), count=1)

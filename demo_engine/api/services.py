@@ -118,14 +118,4 @@ def api_reply_watch(*, message_id: int) -> dict | None:
     with the saved text in `content`."""
     with contextlib.suppress(RedisError):
         chat_services.reply_fail_if_abandoned(message_id=message_id)
-    reply = Message.objects.get(id=message_id)
-    if not reply.is_final:
-        return None
-    try:
-        if chat_services.stream_has_end(message_id=message_id):
-            return None
-    except RedisError:
-        pass
-    return {"type": "end", "message_id": message_id, "seq": 1_000_000, "status": reply.status,
-            "reason": reply.failure_reason, "code": reply.failure_code, "finish_reason": "",
-            "stats": chat_selectors.reply_stats(reply), "content": reply.content}  # fmt: skip
+    return chat_services.reply_lost_end(message_id=message_id)
