@@ -24,7 +24,8 @@ import httpx
 from showcase.launcher import BASE_DIR, free_port
 
 PAGES = {
-    "floor_healthz_live": "/healthz/live",
+    # A request through the whole of Django with no page cache: what the front cache saves every public page.
+    "django_floor_healthz": "/healthz/live",
     "home": "/",
     "directory": "/exhibitors/",
     "directory_filtered": "/exhibitors/?country=China&page=2",

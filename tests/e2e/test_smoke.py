@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 
+import httpx
 import pytest
 import websockets
 from celery import Celery
@@ -32,6 +33,17 @@ def test_live_check_and_home_page(live_stack):
     stylesheet = body.split(b'rel="stylesheet" href="')[1].split(b'"')[0].decode()
     css_status, css = live_stack.get(stylesheet)
     assert css_status == 200 and b"--accent" in css
+
+
+def test_a_public_page_seen_before_is_replayed_whole_from_the_cache(live_stack):
+    """The second visit to a public page is served from Redis in front of Django: the same page, with the same
+    security headers, marked as served by the front cache."""
+    first = httpx.get(live_stack.base_url + "/exhibitors/", timeout=10)
+    second = httpx.get(live_stack.base_url + "/exhibitors/", timeout=10)
+    assert first.status_code == second.status_code == 200
+    assert second.headers["x-page-cache"] == "front" and second.content == first.content
+    for header in ("content-security-policy", "x-content-type-options", "referrer-policy", "content-language"):
+        assert second.headers[header] == first.headers[header]
 
 
 def test_celery_task_round_trips_over_the_broker(live_stack):
