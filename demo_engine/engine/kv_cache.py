@@ -70,3 +70,14 @@ class KVCache:
         if slot in self._free:
             raise ValueError(f"slot {slot} released twice")
         self._free.append(slot)
+
+    def read_prefix(self, slot: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Copies of positions 0..length-1 of a slot, per layer: (k, v), each (Hk, length, D)."""
+        layers = zip(self._k, self._v, strict=True)
+        return [(k[slot, :, :length].clone(), v[slot, :, :length].clone()) for k, v in layers]
+
+    def write_prefix(self, slot: int, prefix: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Put a prefix read by `read_prefix` at positions 0.. of a slot."""
+        for layer, (k, v) in enumerate(prefix):
+            self._k[layer][slot, :, : k.shape[1]] = k
+            self._v[layer][slot, :, : v.shape[1]] = v

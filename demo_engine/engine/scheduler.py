@@ -5,6 +5,11 @@ each, which also yields their first token), then one batched decode forward for 
 sampling and events. A request's output does not depend on its neighbours: prefill runs alone, decode rows
 are independent, and each request samples from its own seeded generator.
 
+Chats share their opening turn (the system prompt: 27 of the 46 tokens of a first question), so its keys and
+values are computed once and copied into each new request's slot; only the rest of the prompt is prefilled.
+A chat prompt is always prefilled in those two parts, whether its opening was cached or not, so the numbers
+(and a greedy reply) do not depend on what ran before.
+
 Knows token ids and text deltas (through the tokenizer's stream decoder), not chat turns or Django.
 """
 
@@ -14,7 +19,7 @@ import itertools
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,6 +36,9 @@ FinishReason = Literal["stop", "length", "cancelled", "error"]
 # Prompt tokens prefilled per step at most (beyond the first admitted request), so a burst of long prompts
 # does not stall the running replies for seconds.
 PREFILL_TOKENS_PER_STEP = 1024
+# Distinct opening turns whose keys and values are kept (least recently used dropped first); each is about
+# 23 KB per token in bf16.
+PREFIX_CACHE_ENTRIES = 8
 
 
 @dataclass
@@ -42,6 +50,7 @@ class RequestStats:
     ttft_s: float | None  # submit -> first token
     decode_tokens_per_s: float | None  # tokens after the first, over the time after the first
     backend: str  # e.g. "CPU · int4 bf16", "GPU · Triton"
+    cached_prompt_tokens: int = 0  # prompt tokens whose keys and values came from the shared-prefix cache
 
 
 @dataclass
@@ -104,6 +113,7 @@ class _Request:
     slot: int = -1
     generated: list[int] = field(default_factory=list)
     seen: torch.Tensor | None = None  # unique token ids, for the repetition penalty
+    cached_tokens: int = 0  # prompt tokens taken from the shared-prefix cache
     first_token_at: float | None = None
     last_token_at: float | None = None
 
@@ -138,6 +148,7 @@ class Scheduler:
         self._stopping = False
         self._step_lock = threading.Lock()  # one step at a time, whether from the thread or an inline caller
         self._token_times: deque[tuple[float, int]] = deque()  # (time, tokens) of recent steps
+        self._prefixes: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
 
     # --- the caller's side -------------------------------------------------------------------------------
 
@@ -265,12 +276,38 @@ class Scheduler:
             prefilled += len(request.prompt)
             try:
                 prompt = torch.tensor(request.prompt, dtype=torch.int64)
-                logits = self.model.prefill(prompt, self.cache, request.slot)  # (1, V)
+                opening = self._opening_turn_length(request.prompt)
+                if opening:
+                    request.cached_tokens = self._prefix_into_slot(request.prompt[:opening], request.slot)
+                logits = self.model.prefill(prompt[opening:], self.cache, request.slot, start=opening)  # (1, V)
                 request.seen = torch.unique(prompt.to(logits.device))
                 self._sample_and_emit([request], logits)
             except Exception as exc:
                 logger.exception("prefill failed")
                 self._finish(request, "error", error=f"{type(exc).__name__}: {exc}")
+
+    def _opening_turn_length(self, prompt: list[int]) -> int:
+        """Tokens of a ChatML prompt's first turn (`<|im_start|>` … `<|im_end|>` and its newline); 0 when the
+        prompt does not start with a turn, or holds nothing after it."""
+        if prompt[0] != self.tokenizer.bos_id or self.tokenizer.eos_id not in prompt:
+            return 0
+        length = prompt.index(self.tokenizer.eos_id) + 2
+        return length if length < len(prompt) else 0
+
+    def _prefix_into_slot(self, prefix: list[int], slot: int) -> int:
+        """Positions 0..len(prefix)-1 of `slot` hold the prefix's keys and values afterwards: copied from the
+        prefix cache (returns how many tokens that saved), or computed and then kept (returns 0)."""
+        key = tuple(prefix)
+        stored = self._prefixes.get(key)
+        if stored is not None:
+            self._prefixes.move_to_end(key)
+            self.cache.write_prefix(slot, stored)
+            return len(prefix)
+        self.model.prefill(torch.tensor(prefix, dtype=torch.int64), self.cache, slot)
+        self._prefixes[key] = self.cache.read_prefix(slot, len(prefix))
+        if len(self._prefixes) > PREFIX_CACHE_ENTRIES:
+            self._prefixes.popitem(last=False)
+        return 0
 
     def _decode(self) -> None:
         batch = [r for r in self._running if not r.handle.cancelled]
@@ -339,6 +376,7 @@ class Scheduler:
             ttft_s=ttft,
             decode_tokens_per_s=decode_rate,
             backend=self.model.kernel_label,
+            cached_prompt_tokens=request.cached_tokens,
         )
         event = EngineEvent(
             request.request_id, token_count=generated, final=True, finish_reason=reason, error=error, stats=stats

@@ -114,3 +114,24 @@ def test_live_figures_report_recent_throughput(fast_engine):
     figures = fast_engine.live_figures()
     assert figures["tokens_per_s"] > 0
     assert figures["in_flight"] == 0 and figures["queued"] == 0
+
+
+def test_a_shared_opening_turn_is_computed_once_and_changes_no_reply(fast_engine):
+    """The system turn's keys and values are reused by the next chat that opens with it (the figures say how
+    many prompt tokens came from the cache), and a reply is the same whether its opening was cached or not."""
+    system = {"role": "system", "content": "You are the guide of booth B-17 at WAIC. Answer in one sentence."}
+    first = fast_engine.render_chat([system, {"role": "user", "content": "Name three colours."}], max_new_tokens=12)
+    other = fast_engine.render_chat([system, {"role": "user", "content": "What is 2 + 2?"}], max_new_tokens=12)
+    text_cold, stats_cold = fast_engine.generate(first.token_ids, _greedy(12))
+    _, stats_other = fast_engine.generate(other.token_ids, _greedy(12))
+    text_warm, stats_warm = fast_engine.generate(first.token_ids, _greedy(12))
+    opening = first.token_ids.index(fast_engine.tokenizer.eos_id) + 2
+    assert stats_cold.cached_prompt_tokens == 0
+    assert stats_other.cached_prompt_tokens == stats_warm.cached_prompt_tokens == opening
+    assert text_warm == text_cold and text_cold
+
+
+def test_a_prompt_without_an_opening_turn_is_prefilled_whole(fast_engine):
+    """Raw token ids (no ChatML turn) bypass the prefix cache."""
+    _, stats = fast_engine.generate([5, 6, 7, 8], _greedy(2))
+    assert stats.cached_prompt_tokens == 0
