@@ -32,8 +32,9 @@ Public API (exact signatures):
 - `EngineEvent(request_id, text, token_count, final, finish_reason, error, stats)`: deltas have `final=False`
   and text that never splits a UTF-8 character; exactly one final event per request, with `finish_reason` in
   "stop" | "length" | "cancelled" | "error", `error` (message or None) and `stats`.
-- `RequestStats(prompt_tokens, generated_tokens, ttft_s, decode_tokens_per_s, backend)`; backend reads like
-  "CPU · int4 bf16", "CPU · fp32" or "GPU · Triton".
+- `RequestStats(prompt_tokens, generated_tokens, ttft_s, decode_tokens_per_s, backend, cached_prompt_tokens)`;
+  backend reads like "CPU · int4 bf16", "CPU · fp32" or "GPU · Triton"; `cached_prompt_tokens` counts the prompt's
+  opening turn (the system prompt) when its keys and values came from the scheduler's prefix cache.
 
 Events are delivered on the scheduler thread: callbacks must be cheap (buffer, don't do I/O inline).
 

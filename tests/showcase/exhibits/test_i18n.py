@@ -38,3 +38,18 @@ def test_figure_labels_are_translated(client, demo_content):
     """Disclosed/estimated labels on an AI system page are in the page's language."""
     body = client.get("/fr/ai-systems/deepseek-v3/").content.decode()
     assert "Publié par le développeur" in body and "Estimé" in body
+
+
+@pytest.mark.parametrize(
+    ("prefix", "strings"),
+    [
+        ("/fr", ["Discutez avec SmolLM2", "Envoyer", "Nouvelle conversation", "Posez une question"]),
+        ("/zh-hans", ["与 SmolLM2 对话", "发送", "新对话", "请提问"]),
+    ],
+)
+def test_chat_page_speaks_each_language(client, prefix, strings):
+    """The chat page's own strings (title, buttons, the message box's hint) are translated, not left in English."""
+    body = client.get(f"{prefix}/chat/").content.decode()
+    for text in strings:
+        assert text in body
+    assert "New conversation" not in body
