@@ -149,17 +149,17 @@ class PageCacheFront:
             nonlocal start
             if message["type"] == "http.response.start":
                 start = message
-            elif message["type"] == "http.response.body":
+            await send(message)  # the visitor first, the cache after
+            if message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False) and start is not None and version is not None:
                     await self._store(client, page_key, int(version), start, b"".join(chunks), timeout)
-            await send(message)
 
         await self.app(scope, receive, capture)
 
     @staticmethod
     async def _store(client, page_key: str, version: int, start: dict, body: bytes, timeout: int) -> None:
-        headers = [(name, value) for name, value in start.get("headers", [])]
+        headers = list(start.get("headers", []))
         names = {name.lower() for name, _value in headers}
         if start["status"] != 200 or b"x-page-cache" not in names or b"set-cookie" in names:
             return
