@@ -8,6 +8,7 @@ HTTPS-only cookies, HSTS, an explicit `SECRET_KEY` and `ALLOWED_HOSTS` are requi
 A missing or malformed variable stops start-up with one line naming it (see `showcase.env`).
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -193,7 +194,7 @@ CHAT_REPETITION_PENALTY = 1.1
 ENGINE_FP32 = env_bool("ENGINE_FP32", False)
 ENGINE_DEVICE = env_str("ENGINE_DEVICE", "cpu")
 ENGINE_MAX_BATCH = env_int("ENGINE_MAX_BATCH", 16)
-# CPU threads of the engine's scheduler thread: 1 is fastest on a 2-core machine (see Scheduler).
-ENGINE_THREADS = env_int("ENGINE_THREADS", 1)
+# CPU threads of the engine's scheduler thread (see demo_engine.engine.scheduler.Scheduler): the cores, at most 4.
+ENGINE_THREADS = env_int("ENGINE_THREADS", min(4, os.cpu_count() or 1))
 # A failed publish to the broker (Redis restarting) is retried briefly, then reported, never waited on for minutes.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}

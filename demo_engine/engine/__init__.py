@@ -18,7 +18,8 @@ Token ids and text in, token ids and text out. The chat's worker uses it like th
 Public API (exact signatures):
 
 - `Engine.load(*, gguf_path: str | None = None, fp32: bool = False, device: str = "cpu", max_batch: int = 16,
-  max_context: int = 2048, threads: int = 1) -> Engine` (`threads`: CPU threads of the scheduler thread)
+  max_context: int = 2048, threads: int | None = None) -> Engine` (`threads`: CPU threads of the scheduler
+  thread, default the cores up to 4; the caller's thread is left on one, see `Engine.load`)
 - `Engine.start() -> None`, `Engine.stop() -> None`
 - `Engine.render_chat(messages: list[dict[str, str]], *, max_new_tokens: int) -> PromptPlan`
   (`token_ids: list[int]`, `dropped_turns: int`, `truncated_last_turn: bool`)

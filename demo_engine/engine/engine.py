@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,10 @@ class EngineConfig:
     device: str
     max_batch: int
     max_context: int
-    threads: int = 1  # CPU threads of the scheduler thread (see Scheduler)
+    threads: int = 2  # CPU threads of the scheduler thread (see Scheduler)
+
+
+DEFAULT_THREADS = min(4, os.cpu_count() or 1)
 
 
 def _return_freed_memory() -> None:
@@ -64,10 +68,19 @@ class Engine:
         device: str = "cpu",
         max_batch: int = 16,
         max_context: int = DEFAULT_MAX_CONTEXT,
-        threads: int = 1,
+        threads: int | None = None,
     ) -> Engine:
-        """Read the GGUF and build the model and tokenizer (a progress bar shows on a terminal)."""
+        """Read the GGUF and build the model and tokenizer (a progress bar shows on a terminal).
+
+        The engine's parallel work runs in its scheduler thread, on `threads` CPU threads (default: the cores, at
+        most 4). The calling thread is set to one thread, and left so: once two threads of a process have run
+        OpenMP teams, libgomp has more threads than a small machine has cores and stops spinning between parallel
+        regions, which made every decode step slower than on one thread (see Scheduler). `generate` without
+        `start()` runs in the caller's thread, on whatever it is set to.
+        """
         started = time.perf_counter()
+        torch.set_num_threads(1)
+        threads = threads or DEFAULT_THREADS
         path = gguf_path or default_gguf_path()
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError("device='cuda' asked for, but no CUDA device is available")

@@ -325,51 +325,77 @@ class LlamaModel:
         the new tokens attend to those as well as to each other. Returns fp32 logits (T, V) with `all_logits`,
         else only the last position's (1, V).
         """
+        hidden = self._prompts_forward([token_ids], cache, [slot], [start])  # (T, dim)
+        return self._head(hidden if all_logits else hidden[-1:])
+
+    def prefill_many(
+        self, prompts: list[torch.Tensor], cache: KVCache, slots: list[int], starts: list[int]
+    ) -> torch.Tensor:
+        """`prefill` for several prompts in one forward pass: their tokens share every matmul (the weights are read
+        once for all of them), attention runs per prompt. Returns each prompt's last-position logits (N, V)."""
+        hidden = self._prompts_forward(prompts, cache, slots, starts)  # (sum T, dim)
+        last = torch.tensor([len(p) for p in prompts], device=self.device).cumsum(0) - 1
+        return self._head(hidden[last])
+
+    def _prompts_forward(
+        self, prompts: list[torch.Tensor], cache: KVCache, slots: list[int], starts: list[int]
+    ) -> torch.Tensor:
+        """The blocks over prompts (T_i,) written into their slots from positions starts[i]; the final hidden
+        states of all their tokens, concatenated (sum T, dim). Rows are independent through every matmul, so a
+        prompt's numbers do not depend on the others."""
         c = self.config
-        n_tokens = token_ids.shape[0]
-        end = start + n_tokens
-        if end > cache.max_len:
-            raise ValueError(f"prompt of {end} tokens exceeds the cache length {cache.max_len}")
-        positions = torch.arange(start, end, device=self.device)[None]  # (1, T)
-        cos, sin = self._rotary(positions)  # (1, T, D/2)
-        # After a cached prefix, query i (position start + i) may see keys 0..start + i.
-        visible = None
-        if start:
-            visible = torch.ones(n_tokens, end, dtype=torch.bool, device=self.device).tril(diagonal=start)  # (T, S)
-        residual = self._embed(token_ids.to(self.device))[None]  # (1, T, dim) fp32
+        spans = []  # (row offset, tokens, slot, start, visible) per prompt
+        offset = 0
+        for prompt, slot, start in zip(prompts, slots, starts, strict=True):
+            n_tokens, end = len(prompt), start + len(prompt)
+            if end > cache.max_len:
+                raise ValueError(f"prompt of {end} tokens exceeds the cache length {cache.max_len}")
+            # After a cached prefix, query i (position start + i) may see keys 0..start + i.
+            visible = torch.ones(n_tokens, end, dtype=torch.bool, device=self.device).tril(start) if start else None
+            spans.append((offset, n_tokens, slot, start, visible))
+            offset += n_tokens
+        total = offset
+        positions = torch.cat([torch.arange(start, start + n) for _o, n, _s, start, _v in spans]).to(self.device)[None]
+        cos, sin = self._rotary(positions)  # (1, sum T, D/2)
+        residual = self._embed(torch.cat(prompts).to(self.device))[None]  # (1, sum T, dim) fp32
         x, residual = dispatch.rms_norm(residual, self.layers[0].attn_norm, c.norm_eps)
         x = x.to(self.act_dtype)
         for index, layer in enumerate(self.layers):
-            qkv = layer.qkv(x)  # (1, T, (Hq + 2Hk) D)
+            qkv = layer.qkv(x)  # (1, sum T, (Hq + 2Hk) D)
             q, k, v = qkv.split([c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim, c.n_kv_heads * c.head_dim], -1)
-            q = q.reshape(1, n_tokens, c.n_heads, c.head_dim)  # (1, T, Hq, D)
-            k = k.reshape(1, n_tokens, c.n_kv_heads, c.head_dim)  # (1, T, Hk, D)
-            v = v.reshape(1, n_tokens, c.n_kv_heads, c.head_dim)
+            q = q.reshape(1, total, c.n_heads, c.head_dim)  # (1, sum T, Hq, D)
+            k = k.reshape(1, total, c.n_kv_heads, c.head_dim)  # (1, sum T, Hk, D)
+            v = v.reshape(1, total, c.n_kv_heads, c.head_dim)
             dispatch.apply_rotary(q, k, cos, sin)
             k_cache, v_cache = cache.layer(index)
-            k_cache[slot, :, start:end] = k[0].transpose(0, 1)  # (Hk, T, D)
-            v_cache[slot, :, start:end] = v[0].transpose(0, 1)
-            if start:
-                keys, values = k_cache[slot, :, :end][None], v_cache[slot, :, :end][None]  # (1, Hk, S, D)
-            else:
-                keys, values = k.transpose(1, 2), v.transpose(1, 2)  # (1, Hk, T, D)
-            attn = F.scaled_dot_product_attention(
-                q.transpose(1, 2),
-                keys,
-                values,
-                attn_mask=visible,
-                is_causal=not start,
-                scale=self.scale,
-                enable_gqa=True,
-            )  # (1, Hq, T, D)
-            h = layer.out(attn.transpose(1, 2).reshape(1, n_tokens, c.dim))  # (1, T, dim)
+            attn = torch.cat(
+                [self._prompt_attention(q, k, v, k_cache, v_cache, span) for span in spans], dim=2
+            )  # (1, Hq, sum T, D)
+            h = layer.out(attn.transpose(1, 2).reshape(1, total, c.dim))  # (1, sum T, dim)
             x, residual = dispatch.rms_norm(h, layer.ffn_norm, c.norm_eps, residual)
-            gate, up = layer.gate_up(x).chunk(2, dim=-1)  # (1, T, ffn) each
-            h = layer.down(dispatch.swiglu(gate, up))  # (1, T, dim)
+            gate, up = layer.gate_up(x).chunk(2, dim=-1)  # (1, sum T, ffn) each
+            h = layer.down(dispatch.swiglu(gate, up))  # (1, sum T, dim)
             norm_weight = self.layers[index + 1].attn_norm if index + 1 < len(self.layers) else self.final_norm
             x, residual = dispatch.rms_norm(h, norm_weight, c.norm_eps, residual)
-        hidden = x[0] if all_logits else x[0, -1:]  # (T or 1, dim)
-        return self._head(hidden)
+        return x[0]
+
+    def _prompt_attention(self, q, k, v, k_cache, v_cache, span: tuple) -> torch.Tensor:
+        """One prompt's rows of q, k, v (1, sum T, H, D): write its K and V into its slot, then causal attention
+        over its cached prefix and itself. Returns (1, Hq, T, D)."""
+        offset, n_tokens, slot, start, visible = span
+        end = start + n_tokens
+        q, k, v = q[:, offset : offset + n_tokens], k[:, offset : offset + n_tokens], v[:, offset : offset + n_tokens]
+        k_cache[slot, :, start:end] = k[0].transpose(0, 1)  # (Hk, T, D)
+        v_cache[slot, :, start:end] = v[0].transpose(0, 1)
+        if not start:
+            return F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, scale=self.scale,
+                enable_gqa=True,
+            )  # fmt: skip
+        return F.scaled_dot_product_attention(
+            q.transpose(1, 2), k_cache[slot, :, :end][None], v_cache[slot, :, :end][None], attn_mask=visible,
+            scale=self.scale, enable_gqa=True,
+        )  # fmt: skip
 
     def decode(
         self, token_ids: torch.Tensor, cache: KVCache, slots: torch.Tensor, positions: torch.Tensor

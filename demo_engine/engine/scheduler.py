@@ -1,9 +1,9 @@
 """Continuous batching: one thread runs decode steps over every live request, admitting new ones between steps.
 
 Each step: retire cancelled requests (freeing their cache slots), prefill newly admitted prompts (one forward
-each, which also yields their first token), then one batched decode forward for all running requests, then
-sampling and events. A request's output does not depend on its neighbours: prefill runs alone, decode rows
-are independent, and each request samples from its own seeded generator.
+for all of them, which also yields their first tokens), then one batched decode forward for all running
+requests, then sampling and events. A request's output does not depend on its neighbours: rows are independent
+through every matmul, attention runs per request, and each request samples from its own seeded generator.
 
 Chats share their opening turn (the system prompt: 27 of the 46 tokens of a first question), so its keys and
 values are computed once and copied into each new request's slot; only the rest of the prompt is prefilled.
@@ -127,13 +127,15 @@ class Scheduler:
     """Runs requests to completion on one model, batching their decode steps."""
 
     def __init__(
-        self, model: LlamaModel, tokenizer: ChatTokenizer, *, max_batch: int, max_context: int, threads: int = 1
+        self, model: LlamaModel, tokenizer: ChatTokenizer, *, max_batch: int, max_context: int, threads: int = 2
     ) -> None:
         self.model = model
-        # CPU threads of the scheduler thread's operations. Measured on this 2-core machine: outside the main
-        # thread, PyTorch's OpenMP pool of 2 decodes at about half the main thread's speed (43 against 100 tok/s
-        # at batch 1), while 1 thread reaches 67 tok/s end to end (85 decoding) and leaves the other core to the
-        # web server and Celery; aggregate 190 against 115 tok/s at 4 concurrent requests, 254 against 235 at 16.
+        # CPU threads of the scheduler thread's operations (PyTorch's OpenMP team). Measured on this 2-core machine,
+        # in the scheduler's thread: 2 threads against 1, a decode step of 1 request 14.7 against 18.5 ms, of 16
+        # requests 45 against 72 ms, a prefill of 46 tokens 80 against 141 ms. That holds only while no other thread
+        # of the process has run a team of more than one thread: libgomp then has more threads than cores and
+        # stops spinning between parallel regions, and the same step of 16 took 64 ms, of 1 request 25 ms, worse
+        # than one thread. Hence `Engine.load` leaves its caller on one thread.
         self._threads = threads
         self.tokenizer = tokenizer
         self.max_batch = max_batch
@@ -263,27 +265,38 @@ class Scheduler:
             self._finish(request, "cancelled")
 
     def _admit(self) -> None:
+        """Admit queued requests while slots and the step's prefill budget last, and prefill them together: one
+        forward pass for all their prompts (after each one's cached opening turn), which also yields each one's
+        first token."""
+        admitted: list[_Request] = []
         prefilled = 0
-        while True:
-            with self._lock:
-                if not self._queue or self.cache.free_slots == 0:
-                    return
+        with self._lock:
+            while self._queue and self.cache.free_slots > 0:
                 if prefilled and prefilled + len(self._queue[0].prompt) > PREFILL_TOKENS_PER_STEP:
-                    return
+                    break
                 request = self._queue.popleft()
                 request.slot = self.cache.allocate()
                 self._running.append(request)
-            prefilled += len(request.prompt)
-            try:
-                prompt = torch.tensor(request.prompt, dtype=torch.int64)
+                admitted.append(request)
+                prefilled += len(request.prompt)
+        if not admitted:
+            return
+        try:
+            starts = []
+            for request in admitted:
                 opening = self._opening_turn_length(request.prompt)
                 if opening:
                     request.cached_tokens = self._prefix_into_slot(request.prompt[:opening], request.slot)
-                logits = self.model.prefill(prompt[opening:], self.cache, request.slot, start=opening)  # (1, V)
-                request.seen = torch.unique(prompt.to(logits.device))
-                self._sample_and_emit([request], logits)
-            except Exception as exc:
-                logger.exception("prefill failed")
+                starts.append(opening)
+            rests = [r.prompt[start:] for r, start in zip(admitted, starts, strict=True)]
+            prompts = [torch.tensor(rest, dtype=torch.int64) for rest in rests]
+            logits = self.model.prefill_many(prompts, self.cache, [r.slot for r in admitted], starts)  # (N, V)
+            for request in admitted:
+                request.seen = torch.unique(torch.tensor(request.prompt, device=logits.device))
+            self._sample_and_emit(admitted, logits)
+        except Exception as exc:
+            logger.exception("prefill failed")
+            for request in admitted:
                 self._finish(request, "error", error=f"{type(exc).__name__}: {exc}")
 
     def _opening_turn_length(self, prompt: list[int]) -> int:

@@ -104,6 +104,9 @@ def redis_stack(tmp_path_factory):
 def test_redis_restart_readiness_and_browsers_recover_by_themselves(redis_stack, page: Page):
     """While Redis is down readiness answers 503 naming redis; once it is back readiness is 200 again, the open chat
     page comes back online without a reload, and the next message streams to the end."""
+    # Every frame the page receives, so that a failure says what the browser was told.
+    received: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.append(str(payload)[:300])))
     page.goto(f"{redis_stack.base_url}/chat/")
     expect(page.locator("#connection")).to_contain_text("online", timeout=20_000)
     page.evaluate("""() => {
@@ -132,7 +135,7 @@ def test_redis_restart_readiness_and_browsers_recover_by_themselves(redis_stack,
     page.locator("#prompt").press("Enter")
     second = page.locator(".msg.assistant").last
     expect(second).to_have_attribute("data-status", "done", timeout=120_000)
-    assert second.locator(".body").inner_text().strip()
+    assert second.locator(".body").inner_text().strip(), "\n".join(received[-40:])
     assert page.evaluate("window.__notReloaded") is True
 
 
