@@ -194,7 +194,10 @@ CHAT_REPETITION_PENALTY = 1.1
 ENGINE_FP32 = env_bool("ENGINE_FP32", False)
 ENGINE_DEVICE = env_str("ENGINE_DEVICE", "cpu")
 ENGINE_MAX_BATCH = env_int("ENGINE_MAX_BATCH", 16)
-# CPU threads of the engine's scheduler thread (see demo_engine.engine.scheduler.Scheduler): the cores, at most 4.
-ENGINE_THREADS = env_int("ENGINE_THREADS", min(4, os.cpu_count() or 1))
+# CPU threads of the engine's scheduler thread (see demo_engine.engine.scheduler.Scheduler): all cores but one, at
+# most 4. The spare core is the web server's, Redis's and the database's: a parallel region waits for its slowest
+# thread, and on 2 cores an engine on both, sharing them with Daphne and PostgreSQL, now and then took over 3 s for
+# a 12-token reply (tests/e2e/test_faults.py, about 1 run in 5) where one thread takes under half a second.
+ENGINE_THREADS = env_int("ENGINE_THREADS", max(1, min(4, (os.cpu_count() or 1) - 1)))
 # A failed publish to the broker (Redis restarting) is retried briefly, then reported, never waited on for minutes.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}

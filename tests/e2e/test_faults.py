@@ -240,7 +240,7 @@ def test_reply_at_the_time_limit_is_stopped_and_the_worker_takes_the_next(postgr
     assert "time limit" in long.end["reason"].lower()
     assert 0 < long.end["stats"]["generated_tokens"] < 400
     assert long.ended_at - long.sent_at < 3 + 20  # the limit, plus queueing and a first token on a busy machine
-    assert short.end["status"] == "done"
+    assert short.end["status"] == "done", short.end
     assert postgres_stack.worker.poll() is None and postgres_stack.worker.pid == worker_pid
 
 
