@@ -1,6 +1,6 @@
 """Benchmark: our engine next to its peers, in one run on this machine.
 
-    python -m demo_engine.bench [--json] [--tokens N] [--skip-peers]
+    python -m demo_engine.bench [--json] [--tokens N] [--skip-peers] [--threads N]
 
 Prints, all through the engine's scheduler thread (the serving path): decode tokens/s at batch 1 (best of 3);
 aggregate tokens/s with 1, 4, 8 and 16 concurrent requests; prefill tokens/s for a 512-token prompt; time from
@@ -58,11 +58,11 @@ def _run_concurrently(engine: Engine, prompt: list[int], params: SamplingParams,
     return finals, time.perf_counter() - started
 
 
-def bench_ours(tokens: int) -> dict[str, float]:
+def bench_ours(tokens: int, threads: int | None = None) -> dict[str, float]:
     """Our figures, all in this process before any peer is loaded (so the peak RSS is ours alone), all through
     the scheduler thread: the serving path, with the engine's own thread settings (see `Engine.load`)."""
     figures: dict[str, float] = {}
-    engine = Engine.load(max_batch=16)
+    engine = Engine.load(max_batch=16, threads=threads)
     figures["load_s"] = engine.load_seconds
     figures["engine_threads"] = engine.config.threads
     prompt = engine.render_chat([{"role": "user", "content": BENCH_QUESTION}], max_new_tokens=tokens).token_ids
@@ -140,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     parser.add_argument("--tokens", type=int, default=64, help="tokens generated per request")
     parser.add_argument("--skip-peers", action="store_true", help="only our own figures")
+    parser.add_argument("--threads", type=int, default=None, help="the engine's CPU threads (default: Engine.load's)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    figures = bench_ours(args.tokens)
+    figures = bench_ours(args.tokens, args.threads)
     figures["cold_start_to_first_token_s"] = bench_cold_start()
     gguf_path = default_gguf_path()
     if not args.skip_peers:
