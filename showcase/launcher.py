@@ -216,6 +216,9 @@ def main() -> int:
             stopping = True
             raise KeyboardInterrupt
 
+    # SIGINT too, explicitly: a launcher started from a background job inherits SIGINT ignored, and Python then
+    # installs no handler of its own, so Ctrl-C (or a SIGINT from a script) would be lost.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         redis_url, site.embedded_redis = pick_redis(var_dir)

@@ -76,7 +76,12 @@ def test_run_serves_the_site_and_ctrl_c_leaves_nothing_running(tmp_path):
         assert len(children) >= 2
     finally:
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=60)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # its children die with it (they watch their parent): a failed run leaves nothing behind
+            process.communicate()
+            raise
     assert process.returncode == 0
     time.sleep(0.5)
     assert [child.pid for child in children if child.is_running() and child.status() != "zombie"] == []
