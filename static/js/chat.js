@@ -189,12 +189,12 @@
     socket = new WebSocket(scheme + "://" + location.host + "/ws/chat/");
     socket.addEventListener("open", () => {
       retryMs = 500;
-      connection.textContent = "● online";
+      connection.textContent = "● " + label("online");
       connection.classList.remove("offline");
     });
     socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));
     socket.addEventListener("close", () => {
-      connection.textContent = "● offline, reconnecting…";
+      connection.textContent = "● " + label("offline");
       connection.classList.add("offline");
       setTimeout(connect, retryMs);
       retryMs = Math.min(retryMs * 2, 8000);

@@ -43,8 +43,8 @@ def test_figure_labels_are_translated(client, demo_content):
 @pytest.mark.parametrize(
     ("prefix", "strings"),
     [
-        ("/fr", ["Discutez avec SmolLM2", "Envoyer", "Nouvelle conversation", "Posez une question"]),
-        ("/zh-hans", ["与 SmolLM2 对话", "发送", "新对话", "请提问"]),
+        ("/fr", ["Discutez avec SmolLM2", "Envoyer", "Nouvelle conversation", "Posez une question", "en ligne"]),
+        ("/zh-hans", ["与 SmolLM2 对话", "发送", "新对话", "请提问", "在线"]),
     ],
 )
 def test_chat_page_speaks_each_language(client, prefix, strings):
