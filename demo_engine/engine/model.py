@@ -151,8 +151,6 @@ def _make_linear(blocks: list[torch.Tensor], n_in: int, mode: str, device: str) 
     if mode == "int4":
         codes, d, m = gguf_loader.q4_1_unpack(stacked)
         return Int4PackedLinear(codes, d, m)
-    if mode == "bf16":
-        return DenseLinear(gguf_loader.q4_1_dequantize(stacked).to(torch.bfloat16))
     return Q4_1BlockLinear(stacked.to(device), n_in)
 
 
@@ -207,7 +205,7 @@ class LlamaModel:
     """SmolLM2's forward pass. `prefill` one prompt into a cache slot; `decode` one token for many slots."""
 
     def __init__(self, config: LlamaConfig, mode: str, device: str = "cpu") -> None:
-        if mode not in ("fp32", "int4", "bf16", "q4_1"):
+        if mode not in ("fp32", "int4", "q4_1"):
             raise ValueError(f"unknown weight mode {mode!r}")
         self.config = config
         self.mode = mode
@@ -264,7 +262,7 @@ class LlamaModel:
             raise NotImplementedError("this engine expects tied embeddings (no output.weight)")
         if mode == "fp32":
             model.head_weight = model.embedding.dense()  # (V, dim)
-        elif mode in ("int4", "bf16"):
+        elif mode == "int4":
             model.head_int8 = _int8_rows(model.embedding)
         else:
             model.head_weight = model.embedding.dense().to(model.device, torch.bfloat16)
@@ -307,8 +305,9 @@ class LlamaModel:
         scale = x.float().abs().amax(dim=-1, keepdim=True).clamp_(min=1e-10).div_(127.0)  # (M, 1)
         codes = torch.round(x.float() / scale).to(torch.int8)  # (M, dim)
         logits = torch._int_mm(codes, q8.t()).float().mul_(scale).mul_(row_scale)  # (M, V)
-        # Recompute the best few exactly: the approximate head's error (a few hundredths) is far smaller than
-        # the gap to the 16th candidate, so the argmax over exact values is the argmax of the exact head.
+        # Recompute the best few exactly: the approximate head's error (mean 0.14, at most about 1.3) is far
+        # smaller than the usual gap to the 16th candidate (about 6), so the argmax over exact values is the
+        # argmax of the exact head.
         top = logits.topk(HEAD_REFINE_TOP, dim=-1).indices  # (M, k)
         exact = torch.einsum("md,mkd->mk", x.float(), self.embedding.rows(top))  # (M, k)
         return logits.scatter_(1, top, exact)
