@@ -56,6 +56,16 @@ def last_reply_end(live_stack) -> tuple[dict, float]:
     return decode_frame(fields), int(entry_id.split(b"-")[0]) / 1000
 
 
+def wait_for_last_reply_end(live_stack, timeout_s: float = 10) -> tuple[dict, float]:
+    """`last_reply_end` once the newest reply's stream holds its `end` (or the last frame after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    end, ended_at = last_reply_end(live_stack)
+    while end["type"] != "end" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        end, ended_at = last_reply_end(live_stack)
+    return end, ended_at
+
+
 def stop_requested_at(live_stack, message_id: int) -> float:
     """When (epoch s) the web process asked the worker to stop this reply: the stop flag is set with a TTL of
     STREAM_TTL_S, so its remaining time dates it to the millisecond."""
@@ -202,11 +212,7 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation_at_once(live_
                 if content_events >= 3:
                     break
         disconnected_at = time.time()  # leaving both blocks closes the socket
-    deadline = time.monotonic() + 10
-    end, ended_at = last_reply_end(live_stack)
-    while end["type"] != "end" and time.monotonic() < deadline:
-        time.sleep(0.1)
-        end, ended_at = last_reply_end(live_stack)
+    end, ended_at = wait_for_last_reply_end(live_stack)
     assert_stopped_soon_after(live_stack, end, ended_at, disconnected_at)
     assert end["stats"]["generated_tokens"] < 100
     for _attempt in range(3):  # the usage of a stopped reply is recorded just after it ends
@@ -226,11 +232,7 @@ def test_a_client_that_gives_up_waiting_stops_its_generation(live_stack, api_key
     with pytest.raises(httpx.ReadTimeout):
         post(live_stack, body, key=api_key, timeout=1)
     disconnected_at = time.time()
-    deadline = time.monotonic() + 10
-    end, ended_at = last_reply_end(live_stack)
-    while end["type"] != "end" and time.monotonic() < deadline:
-        time.sleep(0.1)
-        end, ended_at = last_reply_end(live_stack)
+    end, ended_at = wait_for_last_reply_end(live_stack)
     assert_stopped_soon_after(live_stack, end, ended_at, disconnected_at)
     assert end["stats"]["generated_tokens"] < 160
 
