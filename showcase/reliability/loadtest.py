@@ -26,7 +26,7 @@ from pathlib import Path
 
 from demo_engine.chat_client import ChatSocketClient, ReplyResult
 from demo_engine.chatbench import QUESTIONS, percentile, stream_is_complete
-from showcase.reliability.site import TemporarySite, rss_mb
+from showcase.reliability.site import TemporarySite, report_verdict, rss_mb
 
 PAGES = {"home": "/", "directory": "/exhibitors/", "compare": "/compare/"}
 
@@ -226,10 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 site.stop()
     print_report(summary)
     summary["passed"] = passed(summary)
-    print("PASSED" if summary["passed"] else "FAILED")
-    if args.json:
-        print(json.dumps(summary))
-    return 0 if summary["passed"] else 1
+    return report_verdict(summary, as_json=args.json)
 
 
 if __name__ == "__main__":

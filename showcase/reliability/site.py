@@ -5,6 +5,7 @@ started exactly as `make run` starts them. Also: the memory of a process, as the
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,15 @@ from showcase.launcher import (
     stop_process_groups,
     worker_command,
 )
+
+
+def report_verdict(summary: dict, *, as_json: bool) -> int:
+    """The last lines of a reliability run: PASSED or FAILED, the summary as one JSON line if asked; the exit
+    status."""
+    print("PASSED" if summary["passed"] else "FAILED")
+    if as_json:
+        print(json.dumps(summary))
+    return 0 if summary["passed"] else 1
 
 
 def rss_mb(pid: int) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import sys
@@ -26,7 +25,7 @@ import httpx
 
 from demo_engine.chat_client import ChatSocketClient
 from demo_engine.chatbench import QUESTIONS, stream_is_complete
-from showcase.reliability.site import TemporarySite, rss_mb
+from showcase.reliability.site import TemporarySite, report_verdict, rss_mb
 
 GROWTH_LIMIT = 0.10
 BROWSE_PATHS = ["/", "/exhibitors/?page={n}", "/exhibitors/?q=robot&page=1", "/compare/", "/ai-systems/",
@@ -178,10 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     for failure in summary["failures"] + summary["out_of_order_detail"]:
         print("  failure:", failure)
-    print("PASSED" if summary["passed"] else "FAILED")
-    if args.json:
-        print(json.dumps(summary))
-    return 0 if summary["passed"] else 1
+    return report_verdict(summary, as_json=args.json)
 
 
 if __name__ == "__main__":
