@@ -46,6 +46,8 @@ class Message(models.Model):
     FINAL_STATUSES = (Status.DONE, Status.STOPPED, Status.FAILED)
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Names the reply's keys in Redis beside its integer id: a database reset reuses ids, never this.
+    stream_token = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE, db_index=True)
@@ -70,6 +72,10 @@ class Message(models.Model):
     temperature = models.FloatField(default=0.7)
     top_p = models.FloatField(default=0.9)
     max_new_tokens = models.PositiveIntegerField(default=512)
+    # Penalties on tokens already generated, applied only when asked for: 1.0 and 0.0 leave the logits untouched.
+    repetition_penalty = models.FloatField(default=1.0)
+    frequency_penalty = models.FloatField(default=0.0)
+    presence_penalty = models.FloatField(default=0.0)
     # Generation ends (finish reason "stop") before the first of these strings; the string itself is not kept.
     stop_sequences = models.JSONField(default=list, blank=True)
 
