@@ -1,6 +1,9 @@
-"""`/ws/chat/`: the visitor's chat socket. It validates, rate-limits, saves, enqueues, and follows the reply's
-Redis Stream back to the browser. It never runs the model, and `receive` never waits for a generation: the
-reply is followed by a separate asyncio task of this connection.
+"""`/ws/chat/`: the visitor's chat socket. It validates frames, asks `admission` whether a reply may start, saves,
+enqueues, and follows the reply back to the browser (`reply_follower`). It never runs the model, and `receive`
+never waits for a generation: the reply is followed by a separate asyncio task of this connection.
+
+A socket that has sent no message writes nothing: the session and the conversation are saved with the first
+message (a flood of idle or `new_conversation` sockets costs no database rows).
 
 Frames are documented in the README ("The chat socket") and typed in `demo_engine.protocol`.
 """
@@ -14,21 +17,25 @@ import logging
 import random
 import time
 
-import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from redis.exceptions import RedisError
 
-from demo_engine import reply_stream, selectors, services
+from demo_engine import admission, selectors, services
 from demo_engine.models import Conversation, Message
-from demo_engine.protocol import error_frame
+from demo_engine.protocol import error_frame, text_problem
+from demo_engine.reply_follower import follow_reply
+from demo_engine.reply_stream import ReplyRef
 
 logger = logging.getLogger(__name__)
 
 # A frame larger than this is refused before it is parsed (a question is at most a few thousand characters).
 MAX_FRAME_CHARS = 16_000
-WATCH_INTERVAL_S = 1.0
+# `resume` re-reads a reply's stream: a few a minute cover every real gap, and a client cannot make the site replay
+# replies in a loop (1,000 resumes once drew 87,750 frames back).
+RESUMES_PER_MINUTE = 12
 
 
 class FrameError(Exception):
@@ -58,22 +65,18 @@ def sampling_from_options(options: object) -> services.SamplingChoice:
         raise FrameError("bad_frame", "'options.max_new_tokens' must be a whole number ≥ 1.")
     # Capped, not refused: a client asking for more simply gets the site's maximum.
     max_new_tokens = min(max_new_tokens, settings.CHAT_MAX_NEW_TOKENS)
-    return {"seed": seed, "temperature": float(temperature), "max_new_tokens": max_new_tokens}
+    # The chat page's repetition penalty is a documented site setting; the API applies none unless asked.
+    return {"seed": seed, "temperature": float(temperature), "max_new_tokens": max_new_tokens,
+            "repetition_penalty": settings.CHAT_REPETITION_PENALTY}  # fmt: skip
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
         self.follow_task: asyncio.Task | None = None
         self.following: int | None = None
-        session = self.scope["session"]
-        if not session.session_key:
-            await database_sync_to_async(session.save)()
-        self.session_key: str = session.session_key
-        self.conversation: Conversation = await database_sync_to_async(services.conversation_for_session)(
-            session_key=self.session_key, conversation_id=session.get("conversation_id")
-        )
-        await self._remember_conversation()
+        self.resume_times: list[float] = []
+        self.address = admission.address_from_scope(self.scope)
+        self.conversation: Conversation | None = await database_sync_to_async(self._current_conversation)()
         await self.accept()
         await self._send_hello()
 
@@ -81,7 +84,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # The reply goes on without us: a reload picks it up from its stream.
         if self.follow_task is not None:
             self.follow_task.cancel()
-        await self.redis.aclose()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -99,8 +101,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await handler(content)
         except FrameError as exc:
             await self.send_json(error_frame(exc.code, exc.message, retry_after=exc.retry_after))
-        except RedisError as exc:
-            logger.warning("chat frame failed, Redis unavailable: %s", exc)
+        except admission.Refused as exc:
+            await self.send_json(error_frame(exc.code, exc.message, retry_after=exc.retry_after))
+        except (RedisError, DatabaseError) as exc:
+            logger.warning("chat frame failed, a part is unavailable: %s", exc)
             await self.send_json(error_frame("unavailable", "The chat is briefly unavailable. Try again shortly."))
 
     @staticmethod
@@ -113,6 +117,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             content = json.loads(text_data)
         except ValueError:
             raise FrameError("bad_frame", "Frames must be JSON objects.") from None
+        except RecursionError:
+            raise FrameError("bad_frame", "Frames must not be nested this deeply.") from None
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             raise FrameError("bad_frame", "Frames must be JSON objects with a string 'type'.")
         return content
@@ -131,91 +137,126 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise FrameError(
                 "too_long", f"Messages are limited to {settings.CHAT_MAX_MESSAGE_CHARS} characters ({len(text)} sent)."
             )
+        problem = text_problem(text)
+        if problem is not None:
+            raise FrameError("bad_frame", f"'text' {problem}.")
         sampling = sampling_from_options(content.get("options"))
-        await self._check_can_start()
         question, reply, position = await database_sync_to_async(self._send_sync)(text, sampling)
         await self.send_json({"type": "message", "message": selectors.message_payload(question)})
         await self._announce_reply(reply, position)
 
     async def on_regenerate(self, content: dict) -> None:
         sampling = sampling_from_options(content.get("options"))
-        await self._check_can_start()
         previous, reply, position = await database_sync_to_async(self._regenerate_sync)(sampling)
         await self._announce_reply(reply, position, replaces=previous.id if previous else None)
 
     async def on_stop(self, content: dict) -> None:
-        reply = await database_sync_to_async(selectors.reply_in_flight)(conversation=self.conversation)
+        reply = None
+        if self.conversation is not None:
+            reply = await database_sync_to_async(selectors.reply_in_flight)(conversation=self.conversation)
         if reply is None:
             raise FrameError("nothing_to_stop", "No reply is being written.")
-        await database_sync_to_async(services.reply_stop)(message_id=reply.id)
+        await database_sync_to_async(services.reply_stop)(reply=ReplyRef.of(reply))
 
     async def on_new_conversation(self, content: dict) -> None:
-        self.conversation = await database_sync_to_async(services.conversation_start)(session_key=self.session_key)
-        await self._remember_conversation()
+        # No conversation row until the next message: the new conversation starts with it. The session (if the
+        # browser has one) forgets the old one, so a reload does not bring it back.
+        self.conversation = None
         if self.follow_task is not None:
             self.follow_task.cancel()
+        await database_sync_to_async(self._forget_conversation)()
         await self._send_hello()
 
     async def on_resume(self, content: dict) -> None:
         message_id, after_seq = content.get("message_id"), content.get("after_seq", 0)
         if not isinstance(message_id, int) or not isinstance(after_seq, int) or after_seq < 0:
             raise FrameError("bad_frame", "'resume' needs an integer 'message_id' and 'after_seq' ≥ 0.")
-        exists = await database_sync_to_async(
-            Message.objects.filter(id=message_id, conversation=self.conversation, role=Message.Role.ASSISTANT).exists
-        )()
-        if not exists:
+        now = time.monotonic()
+        self.resume_times = [at for at in self.resume_times if now - at < 60]
+        if len(self.resume_times) >= RESUMES_PER_MINUTE:
+            retry_after = max(1, int(60 - (now - self.resume_times[0])) + 1)
+            raise FrameError("rate_limited", f"Too many resumes: try again in {retry_after} s.",
+                             retry_after=retry_after)  # fmt: skip
+        self.resume_times.append(now)
+        reply = None
+        if self.conversation is not None:
+            reply = await database_sync_to_async(
+                Message.objects.filter(
+                    id=message_id, conversation=self.conversation, role=Message.Role.ASSISTANT
+                ).first  # fmt: skip
+            )()
+        if reply is None:
             raise FrameError("not_found", "No such reply in this conversation.")
-        self._follow(message_id, after_seq)
+        self._follow(reply, after_seq)
 
     # Helpers -----------------------------------------------------------------------------------------------
 
-    async def _check_can_start(self) -> None:
-        retry_after = await self._rate_limited()
-        if retry_after is not None:
-            raise FrameError(
-                "rate_limited", f"Too many messages: try again in {retry_after} s.", retry_after=retry_after
-            )
+    def _current_conversation(self) -> Conversation | None:
+        session = self.scope["session"]
+        if not session.session_key:
+            return None
+        return selectors.conversation_get(conversation_id=session.get("conversation_id"),
+                                          session_key=session.session_key)  # fmt: skip
 
-    async def _rate_limited(self) -> int | None:
-        """Seconds to wait when this session sent too many messages this minute (a Redis counter per minute)."""
-        now = time.time()
-        key = f"chat:rate:{self.session_key}:{int(now // 60)}"
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, 61)
-        count, _ = await pipe.execute()
-        if count > settings.CHAT_RATE_LIMIT_PER_MINUTE:
-            return max(1, 60 - int(now % 60))
-        return None
+    def _forget_conversation(self) -> None:
+        session = self.scope["session"]
+        if session.session_key and session.get("conversation_id"):
+            del session["conversation_id"]
+            session.save()
 
-    def _guard_start(self) -> None:
-        if selectors.reply_in_flight(conversation=self.conversation) is not None:
+    def _conversation_for_writing(self) -> Conversation:
+        """The conversation a message goes to: saved now, with the session, if this is the socket's first."""
+        session = self.scope["session"]
+        if not session.session_key:
+            session.save()
+        if self.conversation is None:
+            self.conversation = services.conversation_start(session_key=session.session_key)
+        if session.get("conversation_id") != str(self.conversation.id):
+            session["conversation_id"] = str(self.conversation.id)
+            session.save()
+        return self.conversation
+
+    def _admit(self) -> str:
+        """The shared guards, in order; returns the stream token of the reply they admitted."""
+        session = self.scope["session"]
+        admission.chat_rate_take(session_key=session.session_key or f"address:{self.address}")
+        if self.conversation is not None and selectors.reply_in_flight(conversation=self.conversation) is not None:
             raise FrameError("reply_in_progress", "A reply is still being written: wait for it, or stop it.")
-        if selectors.queued_reply_count() >= settings.CHAT_MAX_QUEUED:
-            raise FrameError("busy", "The demo is busy right now. Please try again in a few seconds.")
+        admission.queue_has_room()
+        return admission.address_admit(address=self.address)
 
-    def _dispatch_sync(self, reply: Message) -> int:
+    def _dispatch(self, reply: Message) -> int:
         """Enqueue the reply, or fail it at once when no worker is running. Returns its queue position."""
         if not services.workers_may_be_alive():
-            services.reply_finish(message_id=reply.id, status=Message.Status.FAILED, content="", seq=1,
-                                  reason="The model is unavailable right now: no worker is running.",
-                                  code="no_worker")  # fmt: skip
+            services.reply_finish(reply=ReplyRef.of(reply), status=Message.Status.FAILED, content="", seq=1,
+                                  reason=admission.NO_WORKER_MESSAGE, code="no_worker")  # fmt: skip
             reply.refresh_from_db()
             return 0
         services.reply_enqueue(reply=reply)
         return selectors.queue_position(reply=reply)
 
     def _send_sync(self, text: str, sampling: services.SamplingChoice) -> tuple[Message, Message, int]:
-        self._guard_start()
-        question, reply = services.chat_message_send(conversation=self.conversation, text=text, sampling=sampling)
-        return question, reply, self._dispatch_sync(reply)
+        token = self._admit()
+        try:
+            conversation = self._conversation_for_writing()
+            question, reply = services.chat_message_send(conversation=conversation, text=text, sampling=sampling,
+                                                         stream_token=token)  # fmt: skip
+        except BaseException:
+            admission.address_release(token=token)
+            raise
+        return question, reply, self._dispatch(reply)
 
     def _regenerate_sync(self, sampling: services.SamplingChoice) -> tuple[Message | None, Message, int]:
-        self._guard_start()
-        if not self.conversation.messages.filter(role=Message.Role.USER).exists():
+        if self.conversation is None or not self.conversation.messages.filter(role=Message.Role.USER).exists():
             raise FrameError("nothing_to_regenerate", "There is no question to answer again.")
-        previous, reply = services.reply_regenerate(conversation=self.conversation, sampling=sampling)
-        return previous, reply, self._dispatch_sync(reply)
+        token = self._admit()
+        try:
+            previous, reply = services.reply_regenerate(conversation=self.conversation, sampling=sampling,
+                                                        stream_token=token)  # fmt: skip
+        except BaseException:
+            admission.address_release(token=token)
+            raise
+        return previous, reply, self._dispatch(reply)
 
     async def _announce_reply(self, reply: Message, position: int, replaces: int | None = None) -> None:
         await self.send_json(
@@ -226,67 +267,32 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 "replaces": replaces,
             }  # fmt: skip
         )
-        self._follow(reply.id, after_seq=0)
-
-    async def _remember_conversation(self) -> None:
-        session = self.scope["session"]
-        if session.get("conversation_id") != str(self.conversation.id):
-            session["conversation_id"] = str(self.conversation.id)
-            await database_sync_to_async(session.save)()
+        self._follow(reply, after_seq=0)
 
     async def _send_hello(self) -> None:
-        messages = await database_sync_to_async(selectors.conversation_messages)(conversation=self.conversation)
+        messages = []
+        if self.conversation is not None:
+            messages = await database_sync_to_async(selectors.conversation_messages)(conversation=self.conversation)
         await self.send_json(
             {
                 "type": "hello",
-                "conversation_id": str(self.conversation.id),
+                "conversation_id": str(self.conversation.id) if self.conversation is not None else None,
                 "messages": [selectors.message_payload(message) for message in messages],
                 "limits": selectors.chat_limits(),
             }
         )
         for message in messages:
             if message.status in selectors.IN_FLIGHT:
-                self._follow(message.id, after_seq=0)
+                self._follow(message, after_seq=0)
 
-    def _follow(self, message_id: int, after_seq: int) -> None:
+    def _follow(self, reply: Message, after_seq: int) -> None:
         if self.follow_task is not None:
             self.follow_task.cancel()
-        self.following = message_id
-        self.follow_task = asyncio.create_task(self._follow_stream(message_id, after_seq))
+        self.following = reply.id
+        self.follow_task = asyncio.create_task(self._forward(ReplyRef.of(reply), after_seq))
 
-    async def _follow_stream(self, message_id: int, after_seq: int) -> None:
+    async def _forward(self, reply: ReplyRef, after_seq: int) -> None:
         """Send the reply's frames after `after_seq`, in order, until its `end` frame."""
-        last_watch = time.monotonic()
-        last_position: int | None = None
         with contextlib.suppress(asyncio.CancelledError):
-            frames = reply_stream.read_frames(self.redis, message_id, block_ms=int(WATCH_INTERVAL_S * 1000))
-            async for frame in frames:
-                if frame is not None:
-                    # An `end` frame always goes through: one written by the watchdog may carry a seq that a
-                    # racing worker frame already used, and skipping it would leave the visitor waiting.
-                    if frame["seq"] > after_seq or frame["type"] == "end":
-                        await self.send_json(frame)
-                        after_seq = max(after_seq, frame["seq"])
-                    if frame["type"] == "end":
-                        return
-                elif time.monotonic() - last_watch >= WATCH_INTERVAL_S:
-                    last_watch = time.monotonic()
-                    watched = await database_sync_to_async(self._watch_sync)(message_id)
-                    if watched.get("type") == "end":
-                        await self.send_json(watched)
-                        return
-                    if watched.get("queue_position") not in (None, last_position):
-                        last_position = watched["queue_position"]
-                        await self.send_json(watched)
-
-    def _watch_sync(self, message_id: int) -> dict:
-        """Once a second while a reply is quiet: fail it if its worker is gone; report its queue position; and if
-        it ended without an `end` frame reaching its stream (Redis restarted and lost it), build one from the
-        database, with the full text, so the browser shows what was saved."""
-        with contextlib.suppress(RedisError):
-            services.reply_fail_if_abandoned(message_id=message_id)
-        message = Message.objects.get(id=message_id)
-        if message.status == Message.Status.QUEUED:
-            return {"type": "status", "message_id": message_id, "seq": 0, "status": "queued",
-                    "queue_position": selectors.queue_position(reply=message)}  # fmt: skip
-        return services.reply_lost_end(message_id=message_id) or {}
+            async for frame in follow_reply(reply, after_seq=after_seq):
+                await self.send_json(frame)

@@ -8,10 +8,8 @@ second rather than one per token, and the text saved equals the concatenation of
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
-import threading
 import time
 from dataclasses import dataclass
 
@@ -20,42 +18,12 @@ from django.conf import settings
 from demo_engine import reply_stream, runtime, selectors, services
 from demo_engine.models import Message
 from demo_engine.protocol import DeltaFrame, ReplyStats
+from demo_engine.reply_stream import ReplyRef
 
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.05
 STOP_POLL_INTERVAL_S = 0.1
-
-
-class _Heartbeat:
-    """Refreshes the reply's heartbeat key while this worker owns the reply; its absence means we died."""
-
-    def __init__(self, message_id: int) -> None:
-        self.key = reply_stream.heartbeat_key(message_id)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{message_id}", daemon=True)
-
-    def _run(self) -> None:
-        client = services.redis_client()
-        while not self._stop.is_set():
-            try:
-                client.set(self.key, 1, ex=reply_stream.HEARTBEAT_TTL_S)
-            except Exception as exc:  # Redis restarting: the next beat retries
-                logger.warning("heartbeat failed: %s", exc)
-            self._stop.wait(1.0)
-
-    def __enter__(self) -> _Heartbeat:
-        # The first beat before anything else: a reply marked streaming without a heartbeat is failed by the
-        # socket's once-a-second watchdog as "worker lost".
-        services.redis_client().set(self.key, 1, ex=reply_stream.HEARTBEAT_TTL_S)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        with contextlib.suppress(Exception):  # the key expires by itself
-            services.redis_client().delete(self.key)
 
 
 def _stats(final_event, dropped_turns: int) -> ReplyStats:
@@ -81,10 +49,15 @@ class ReplyOutcome:
     finish_reason: str = ""
 
 
-def reply_generate(*, message_id: int) -> None:
-    """Generate and stream one reply. Never raises for a generation problem: the reply ends `failed` instead."""
-    writer = _ReplyWriter(message_id)
-    with _Heartbeat(message_id):
+def reply_generate(*, message_id: int, stream_token: str) -> None:
+    """Generate and stream one reply. Never raises for a generation problem: the reply ends `failed` instead.
+    A task whose reply is not in this database under that token (the database was reset) is dropped."""
+    if not Message.objects.filter(id=message_id, stream_token=stream_token).exists():
+        logger.warning("reply %s with token %s is not in this database: task dropped", message_id, stream_token)
+        return
+    reply_ref = ReplyRef(message_id=message_id, token=stream_token)
+    writer = _ReplyWriter(reply_ref)
+    with reply_stream.Heartbeat(reply_ref):
         if not services.reply_start(message_id=message_id):
             return  # stopped, failed or taken while it waited: never run a reply twice
         try:
@@ -95,20 +68,22 @@ def reply_generate(*, message_id: int) -> None:
         except Exception as exc:
             logger.exception("reply %s failed", message_id)
             outcome = ReplyOutcome(Message.Status.FAILED, f"The model failed: {type(exc).__name__}.", "engine_error")
-        services.reply_finish(message_id=message_id, status=outcome.status, content=writer.text, seq=writer.next_seq(),
+        services.reply_finish(reply=reply_ref, status=outcome.status, content=writer.text, seq=writer.next_seq(),
                               reason=outcome.reason, code=outcome.code, stats=outcome.stats,
                               finish_reason=outcome.finish_reason,
                               from_statuses=(Message.Status.STREAMING,))  # fmt: skip
 
 
-def sampling_params(*, temperature: float, top_p: float, seed: int | None, max_new_tokens: int):
-    """The engine's sampling for a reply: the caller's choices plus the site's repetition penalty."""
+def sampling_params(*, temperature: float, top_p: float, seed: int | None, max_new_tokens: int,
+                    repetition_penalty: float = 1.0):  # fmt: skip
+    """The engine's sampling for a reply, as the reply asked for it (the chat page stores the site's repetition
+    penalty on its replies; the API applies none unless asked)."""
     from demo_engine.engine import SamplingParams
 
     return SamplingParams(
         temperature=temperature,
         top_p=top_p,
-        repetition_penalty=settings.CHAT_REPETITION_PENALTY,
+        repetition_penalty=repetition_penalty,
         seed=seed,
         max_new_tokens=max_new_tokens,
     )
@@ -118,8 +93,9 @@ class _ReplyWriter:
     """Numbers the reply's frames and writes its text deltas, holding back what could be the start of a stop
     sequence until it is known not to be one (so a stop string never reaches the client)."""
 
-    def __init__(self, message_id: int) -> None:
-        self.message_id = message_id
+    def __init__(self, reply: ReplyRef) -> None:
+        self.reply = reply
+        self.message_id = reply.message_id
         self.stop_sequences: list[str] = []
         self.hold_back = 0
         self.generated = ""  # all text from the engine
@@ -141,7 +117,7 @@ class _ReplyWriter:
         return self.seq
 
     def append(self, frame: dict) -> None:
-        services.stream_append(message_id=self.message_id, frame=frame)
+        reply_stream.append(self.reply, frame)
 
     def add(self, text: str) -> None:
         if not self.stopped_by_sequence:
@@ -169,11 +145,10 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
         reason = f"The prompt does not fit in the model's context of {engine.config.max_context} tokens."
         return ReplyOutcome(Message.Status.FAILED, reason, "prompt_too_long")
     params = sampling_params(temperature=reply.temperature, top_p=reply.top_p, seed=reply.seed,
-                             max_new_tokens=reply.max_new_tokens)  # fmt: skip
+                             max_new_tokens=reply.max_new_tokens,
+                             repetition_penalty=reply.repetition_penalty)  # fmt: skip
     events: queue.Queue = queue.Queue()
     handle = engine.submit(plan.token_ids, params, events.put)
-    stop_key = reply_stream.stop_key(reply.id)
-    client = services.redis_client()
     deadline = time.monotonic() + settings.CHAT_GENERATION_TIME_LIMIT_S
     tokens = 0
     last_flush = 0.0
@@ -202,7 +177,7 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
                 handle.cancel()
             if final is None and now >= next_stop_poll:
                 next_stop_poll = now + STOP_POLL_INTERVAL_S
-                if client.exists(stop_key):
+                if reply_stream.stop_requested(writer.reply):
                     handle.cancel()
                 elif now > deadline:
                     timed_out = True

@@ -6,6 +6,7 @@ Reply frames (`status`, `delta`, `end`) carry the reply's `message_id` and a `se
 of that reply, so a client can tell a gap and resume after the last `seq` it has.
 """
 
+import re
 from typing import Literal, NotRequired, TypedDict
 
 
@@ -68,3 +69,18 @@ def error_frame(code: str, message: str, *, retry_after: int | None = None) -> E
     if retry_after is not None:
         frame["retry_after"] = retry_after
     return frame
+
+
+# A lone surrogate cannot be encoded as UTF-8 (SQLite refuses it); PostgreSQL cannot store a NUL character in text.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why a visitor's or a client's text cannot be accepted as it is, or None. Every text that is saved passes
+    here first, so nothing reaches the database that it cannot store."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "contains a NUL character"
+    return "contains a lone surrogate (not valid Unicode)"

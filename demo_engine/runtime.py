@@ -67,11 +67,11 @@ def engine_figures() -> dict:
 
 
 def _presence_loop() -> None:
-    from demo_engine import services
+    from demo_engine import reply_stream
 
     while True:
         try:
-            services.worker_presence_publish(worker_name=WORKER_NAME, figures=engine_figures())
+            reply_stream.worker_presence_publish(worker_name=WORKER_NAME, figures=engine_figures())
         except Exception as exc:  # Redis restarting: keep beating, it comes back
             logger.warning("presence beat failed: %s", exc)
         time.sleep(1.0)

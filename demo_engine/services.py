@@ -6,18 +6,19 @@ the stop button and the dead-worker watchdog race, exactly one of them finishes 
 
 from __future__ import annotations
 
-import functools
-import json
+import contextlib
+import uuid
 from typing import TypedDict
 
-import redis
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
-from demo_engine import reply_stream, selectors
+from demo_engine import admission, reply_stream, selectors
 from demo_engine.models import Conversation, Message
 from demo_engine.protocol import EndFrame, ReplyStats
+from demo_engine.reply_stream import ReplyRef
 
 
 class SamplingChoice(TypedDict, total=False):
@@ -29,15 +30,9 @@ class SamplingChoice(TypedDict, total=False):
     max_new_tokens: int
     stop_sequences: list[str]
     origin: str
-
-
-@functools.cache
-def _redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, health_check_interval=10)
-
-
-def redis_client() -> redis.Redis:
-    return _redis_client(settings.REDIS_URL)
+    repetition_penalty: float
+    frequency_penalty: float
+    presence_penalty: float
 
 
 def conversation_start(*, session_key: str) -> Conversation:
@@ -51,11 +46,18 @@ def conversation_for_session(*, session_key: str, conversation_id: str | None) -
 
 
 @transaction.atomic
-def chat_message_send(*, conversation: Conversation, text: str, sampling: SamplingChoice) -> tuple[Message, Message]:
-    """Save the visitor's message and a queued reply to it."""
+def chat_message_send(
+    *, conversation: Conversation, text: str, sampling: SamplingChoice, stream_token: str | None = None
+) -> tuple[Message, Message]:
+    """Save the visitor's message and a queued reply to it (named in Redis by `stream_token`, when admission
+    reserved one)."""
     question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
     reply = Message.objects.create(
-        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.QUEUED, **sampling
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.QUEUED,
+        **_token_field(stream_token),
+        **sampling,
     )
     if not conversation.title:
         conversation.title = text[:120]
@@ -64,23 +66,35 @@ def chat_message_send(*, conversation: Conversation, text: str, sampling: Sampli
 
 
 @transaction.atomic
-def reply_regenerate(*, conversation: Conversation, sampling: SamplingChoice) -> tuple[Message | None, Message]:
+def reply_regenerate(
+    *, conversation: Conversation, sampling: SamplingChoice, stream_token: str | None = None
+) -> tuple[Message | None, Message]:
     """Replace the last finished reply with a new queued one (the old one is kept, marked superseded)."""
     previous = selectors.last_reply(conversation=conversation)
     if previous is not None:
         previous.superseded = True
         previous.save(update_fields=["superseded"])
     reply = Message.objects.create(
-        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.QUEUED, **sampling
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.QUEUED,
+        **_token_field(stream_token),
+        **sampling,
     )
     return previous, reply
 
 
+def _token_field(stream_token: str | None) -> dict:
+    return {"stream_token": uuid.UUID(stream_token)} if stream_token else {}
+
+
 def reply_enqueue(*, reply: Message) -> None:
-    """Hand the reply to a worker on the `inference` queue. A task that waited too long is dropped, not run late."""
+    """Hand the reply to a worker on this site's `inference` queue. A task that waited too long is dropped, not run
+    late. The task names the reply by id and stream token: a reset database that reused the id is not this reply."""
     from demo_engine.tasks import generate_reply
 
-    generate_reply.apply_async(args=[reply.id], queue="inference", expires=settings.CHAT_TASK_EXPIRES_S)
+    generate_reply.apply_async(args=[reply.id, reply.stream_token.hex], queue="inference",
+                               expires=settings.CHAT_TASK_EXPIRES_S)  # fmt: skip
 
 
 def reply_start(*, message_id: int) -> bool:
@@ -91,30 +105,9 @@ def reply_start(*, message_id: int) -> bool:
     return updated == 1
 
 
-def stream_append(*, message_id: int, frame: dict) -> None:
-    client = redis_client()
-    key = reply_stream.stream_key(message_id)
-    ttl_s = reply_stream.FINISHED_STREAM_TTL_S if frame["type"] == "end" else reply_stream.STREAM_TTL_S
-    pipe = client.pipeline(transaction=False)
-    pipe.xadd(key, reply_stream.encode_frame(frame))
-    pipe.expire(key, ttl_s)
-    pipe.execute()
-
-
-def stream_text(*, message_id: int) -> tuple[str, int]:
-    """The reply text delivered so far through its stream, and the last seq written."""
-    text, last_seq = [], 0
-    for _entry_id, fields in redis_client().xrange(reply_stream.stream_key(message_id)):
-        frame = reply_stream.decode_frame(fields)
-        last_seq = max(last_seq, frame["seq"])
-        if frame["type"] == "delta":
-            text.append(frame["text"])
-    return "".join(text), last_seq
-
-
 def reply_finish(
     *,
-    message_id: int,
+    reply: ReplyRef,
     status: str,
     content: str,
     seq: int,
@@ -136,67 +129,46 @@ def reply_finish(
             backend=stats["backend"],
             dropped_turns=stats["dropped_turns"],
         )
-    updated = Message.objects.filter(id=message_id, status__in=from_statuses).update(**fields)
+    updated = Message.objects.filter(id=reply.message_id, status__in=from_statuses).update(**fields)
     if updated != 1:
         return False
-    end: EndFrame = {"type": "end", "message_id": message_id, "seq": seq, "status": status, "reason": reason,
+    end: EndFrame = {"type": "end", "message_id": reply.message_id, "seq": seq, "status": status, "reason": reason,
                      "code": code, "finish_reason": finish_reason, "stats": stats,
                      "length": len(content)}  # fmt: skip
-    stream_append(message_id=message_id, frame=end)
+    reply_stream.append(reply, end)
+    admission.reply_released(reply=reply)
     return True
 
 
-def reply_stop(*, message_id: int) -> None:
+def reply_stop(*, reply: ReplyRef) -> None:
     """Ask for a reply to stop: a flag the worker checks between steps; a reply still queued stops at once."""
-    redis_client().set(reply_stream.stop_key(message_id), 1, ex=reply_stream.STREAM_TTL_S)
-    reply_finish(message_id=message_id, status=Message.Status.STOPPED, content="", seq=1,
+    reply_stream.stop_request(reply)
+    reply_finish(reply=reply, status=Message.Status.STOPPED, content="", seq=1,
                  reason="Stopped before it started.", from_statuses=(Message.Status.QUEUED,))  # fmt: skip
 
 
-def reply_fail_if_abandoned(*, message_id: int) -> bool:
+def reply_fail_if_abandoned(*, reply: ReplyRef) -> bool:
     """Fail a reply whose worker has gone (no heartbeat), or that waits while no worker runs. Keeps its text."""
-    client = redis_client()
-    message = Message.objects.filter(id=message_id).only("status").first()
+    message = Message.objects.filter(id=reply.message_id).only("status").first()
     if message is None or message.status not in selectors.IN_FLIGHT:
         return False
     if message.status == Message.Status.STREAMING:
-        if client.exists(reply_stream.heartbeat_key(message_id)):
+        if reply_stream.heartbeat_alive(reply):
             return False
         reason, code = "The worker writing this reply stopped. Please send your message again.", "worker_lost"
     else:
-        if client.exists(reply_stream.heartbeat_key(message_id)) or workers_may_be_alive():
+        if reply_stream.heartbeat_alive(reply) or workers_may_be_alive():
             return False
-        reason, code = "The model is unavailable right now: no worker is running.", "no_worker"
-    text, last_seq = stream_text(message_id=message_id)
-    return reply_finish(message_id=message_id, status=Message.Status.FAILED, content=text, seq=last_seq + 1,
+        reason, code = admission.NO_WORKER_MESSAGE, "no_worker"
+    text, last_seq = reply_stream.text_so_far(reply)
+    return reply_finish(reply=reply, status=Message.Status.FAILED, content=text, seq=last_seq + 1,
                         reason=reason, code=code)  # fmt: skip
 
 
-def worker_names_alive() -> list[str]:
-    """Inference workers that reported in the last few seconds."""
-    names = redis_client().zrangebyscore(reply_stream.WORKERS_KEY, reply_stream.live_worker_cutoff(), "+inf")
-    return [name.decode() for name in names]
-
-
 def workers_may_be_alive() -> bool:
-    """True when a worker reported recently, or when Redis itself restarted too recently for workers to have
-    reported again (its presence set starts empty): a fresh Redis is no proof that no worker runs."""
-    if worker_names_alive():
-        return True
-    uptime_s = redis_client().info("server").get("uptime_in_seconds", 0)
-    return uptime_s < reply_stream.WORKER_PRESENCE_S
-
-
-def worker_presence_publish(*, worker_name: str, figures: dict) -> None:
-    """A worker says it is alive, with its live figures (tokens/s now, chats in flight, backend)."""
-    import time
-
-    client = redis_client()
-    pipe = client.pipeline(transaction=False)
-    pipe.zadd(reply_stream.WORKERS_KEY, {worker_name: time.time()})
-    pipe.zremrangebyscore(reply_stream.WORKERS_KEY, "-inf", time.time() - 3600)
-    pipe.set(reply_stream.worker_figures_key(worker_name), json.dumps(figures), ex=30)
-    pipe.execute()
+    """True when one of this site's workers reported recently, or when Redis itself restarted too recently for
+    workers to have reported again (its presence set starts empty): a fresh Redis is no proof that no worker runs."""
+    return bool(reply_stream.worker_names_alive()) or reply_stream.redis_restarted_recently()
 
 
 # The worker saves a finished reply, then writes its `end` frame: for this long after `finished_at` a missing end
@@ -204,27 +176,34 @@ def worker_presence_publish(*, worker_name: str, figures: dict) -> None:
 LOST_END_GRACE_S = 5.0
 
 
-def reply_lost_end(*, message_id: int) -> dict | None:
+def reply_lost_end(*, reply: ReplyRef) -> dict | None:
     """For a reply saved as finished whose stream lacks its `end` frame (Redis restarted and lost it), an `end`
     built from the database, with the saved text in `content`, so a client shows what was saved. None while the
     reply runs, when its stream holds its end, and during the grace period after it finished."""
-    reply = Message.objects.get(id=message_id)
-    if not reply.is_final:
+    message = Message.objects.get(id=reply.message_id)
+    if not message.is_final:
         return None
-    if reply.finished_at and (timezone.now() - reply.finished_at).total_seconds() < LOST_END_GRACE_S:
+    if message.finished_at and (timezone.now() - message.finished_at).total_seconds() < LOST_END_GRACE_S:
         return None
     try:
-        if stream_has_end(message_id=message_id):
+        if reply_stream.has_end(reply):
             return None
-    except redis.RedisError:
+    except RedisError:
         pass
-    return {"type": "end", "message_id": message_id, "seq": 1_000_000, "status": reply.status,
-            "reason": reply.failure_reason, "code": reply.failure_code, "finish_reason": "",
-            "stats": selectors.reply_stats(reply), "content": reply.content,
-            "length": len(reply.content)}  # fmt: skip
+    return {"type": "end", "message_id": message.id, "seq": 1_000_000, "status": message.status,
+            "reason": message.failure_reason, "code": message.failure_code, "finish_reason": "",
+            "stats": selectors.reply_stats(message), "content": message.content,
+            "length": len(message.content)}  # fmt: skip
 
 
-def stream_has_end(*, message_id: int) -> bool:
-    """Whether the reply's stream holds its `end` frame (it is the stream's last entry when it does)."""
-    last = redis_client().xrevrange(reply_stream.stream_key(message_id), count=1)
-    return bool(last) and reply_stream.decode_frame(last[0][1])["type"] == "end"
+def reply_watch(*, reply: ReplyRef) -> dict | None:
+    """Once a second while a followed reply is quiet: fail it if its worker has gone (or none runs while it waits);
+    a `status` frame with its queue position while it waits; the `end` frame rebuilt from the database when it
+    ended without its end reaching the stream. None when there is nothing to say."""
+    with contextlib.suppress(RedisError):
+        reply_fail_if_abandoned(reply=reply)
+    message = Message.objects.only("id", "status").get(id=reply.message_id)
+    if message.status == Message.Status.QUEUED:
+        return {"type": "status", "message_id": message.id, "seq": 0, "status": "queued",
+                "queue_position": selectors.queue_position(reply=message)}  # fmt: skip
+    return reply_lost_end(reply=reply)

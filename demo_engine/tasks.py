@@ -13,6 +13,6 @@ def _on_worker_ready(**_kwargs: object) -> None:
 
 
 @shared_task(name="demo_engine.tasks.generate_reply", ignore_result=True)
-def generate_reply(message_id: int) -> None:
-    """Generate the reply `message_id`, streaming it to its Redis Stream, and save it."""
-    generation.reply_generate(message_id=message_id)
+def generate_reply(message_id: int, stream_token: str) -> None:
+    """Generate the reply `message_id` (named `stream_token` in Redis), streaming it to its stream, and save it."""
+    generation.reply_generate(message_id=message_id, stream_token=stream_token)

@@ -85,10 +85,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # One Redis serves the Celery broker, the channel layer and the cache. `make run` picks it (showcase.launcher).
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Every key the site writes lives under one namespace of this deployment (showcase.core.shared_redis): this value
+# when set, else one derived from a site id that the database holds.
+SHOWCASE_REDIS_PREFIX = env_str("SHOWCASE_REDIS_PREFIX", "")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_FUNCTION": "showcase.core.shared_redis.cache_key",
+    }
+}
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "showcase.core.shared_redis.NamespacedRedisChannelLayer",
         # redis-py 8 reads with a 5 s socket timeout by default, which cuts channels-redis's blocking 5 s BZPOPMIN
         # and tears down every idle socket every 5 s (channels_redis issue 422): give reads more room than that.
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 500, "expiry": 60},
@@ -186,6 +196,12 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 2000)
 CHAT_MAX_NEW_TOKENS = env_int("CHAT_MAX_NEW_TOKENS", 512)
 CHAT_RATE_LIMIT_PER_MINUTE = env_int("CHAT_RATE_LIMIT_PER_MINUTE", 10)
 CHAT_MAX_QUEUED = env_int("CHAT_MAX_QUEUED", 64)
+# Replies queued or being written for one client address (chat socket), so that one client cannot fill the queue
+# with many cookieless sockets. A booth behind a venue's NAT shares one address among its visitors: raise it there.
+CHAT_MAX_IN_FLIGHT_PER_ADDRESS = env_int("CHAT_MAX_IN_FLIGHT_PER_ADDRESS", 8)
+# Behind a reverse proxy: the request header that carries the client's real address (e.g. X-Forwarded-For; its last
+# entry, the one the proxy added, is used). Empty: the connection's own peer address.
+CLIENT_ADDRESS_HEADER = env_str("CLIENT_ADDRESS_HEADER", "")
 CHAT_TASK_EXPIRES_S = env_int("CHAT_TASK_EXPIRES_S", 300)
 CHAT_GENERATION_TIME_LIMIT_S = env_int("CHAT_GENERATION_TIME_LIMIT_S", 300)
 CHAT_TEMPERATURE = 0.7

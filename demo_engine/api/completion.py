@@ -15,21 +15,17 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
-from django.conf import settings
 from redis.exceptions import RedisError
 
-from demo_engine import reply_stream
 from demo_engine import services as chat_services
 from demo_engine.api import services, wire
 from demo_engine.models import Message
+from demo_engine.reply_follower import follow_reply
+from demo_engine.reply_stream import ReplyRef
 
 logger = logging.getLogger(__name__)
 
-# Below redis-py 8's 5 s socket timeout, and the watchdog's pace.
-XREAD_BLOCK_MS = 1000
-WATCH_INTERVAL_S = 1.0
 USAGE_WAIT_S = 15.0
 # Tasks that record the usage of cancelled replies after their request is gone (kept referenced until done).
 _background: set[asyncio.Task] = set()
@@ -41,38 +37,29 @@ class CompletionRun:
     def __init__(self, *, api_key_id: int, reply: Message) -> None:
         self.api_key_id = api_key_id
         self.message_id = reply.id
+        self.reply = ReplyRef.of(reply)
         self.completion_id = f"chatcmpl-{reply.conversation_id.hex}"
         self.created = int(time.time())
-        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
         self.text = ""
         self.ended = False
         self._frames = self._read_frames()
 
     async def _read_frames(self) -> AsyncIterator[dict]:
-        """The reply's `delta` and `end` frames; a dead worker or a lost stream still ends with an `end`."""
-        last_watch = time.monotonic()
-        async for frame in reply_stream.read_frames(self.redis, self.message_id, block_ms=XREAD_BLOCK_MS):
-            if frame is not None:
-                if frame["type"] == "delta":
-                    self.text += frame["text"]
-                    yield frame
-                elif frame["type"] == "end":
-                    self.ended = True
-                    yield frame
-                    return
-                continue
-            if time.monotonic() - last_watch >= WATCH_INTERVAL_S:
-                last_watch = time.monotonic()
-                end = await database_sync_to_async(services.api_reply_watch)(message_id=self.message_id)
-                if end is not None:
-                    saved = end.pop("content", "")
-                    if saved.startswith(self.text) and len(saved) > len(self.text):
-                        missing = saved[len(self.text) :]
-                        self.text = saved
-                        yield {"type": "delta", "message_id": self.message_id, "text": missing}
-                    self.ended = True
-                    yield end
-                    return
+        """The reply's `delta` and `end` frames (the follower's queue positions are not OpenAI's business); a dead
+        worker or a lost stream still ends with an `end`, whose saved text completes what the deltas missed."""
+        async for frame in follow_reply(self.reply):
+            if frame["type"] == "delta":
+                self.text += frame["text"]
+                yield frame
+            elif frame["type"] == "end":
+                saved = frame.pop("content", None)
+                if saved and saved.startswith(self.text) and len(saved) > len(self.text):
+                    missing = saved[len(self.text) :]
+                    self.text = saved
+                    yield {"type": "delta", "message_id": self.message_id, "text": missing}
+                self.ended = True
+                yield frame
+                return
 
     async def next_frame(self) -> dict:
         return await anext(self._frames)
@@ -90,7 +77,7 @@ class CompletionRun:
         if self.ended:
             return
         try:
-            await database_sync_to_async(chat_services.reply_stop)(message_id=self.message_id)
+            await database_sync_to_async(chat_services.reply_stop)(reply=self.reply)
         except RedisError:
             logger.warning("could not stop API reply %s: Redis unavailable", self.message_id)
         # A fresh context: the request's own (its thread-sensitive executor) is gone by the time this task runs.
@@ -103,8 +90,6 @@ class CompletionRun:
     async def _close(self) -> None:
         with contextlib.suppress(Exception):
             await self._frames.aclose()
-        with contextlib.suppress(Exception):
-            await self.redis.aclose()
 
     # The two ways of answering -------------------------------------------------------------------------------
 

@@ -3,17 +3,13 @@ of the chat's own kind (so it joins the workers' continuous batching beside the 
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-import time
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from redis.exceptions import RedisError
 
-from demo_engine import selectors as chat_selectors
+from demo_engine import admission
 from demo_engine import services as chat_services
 from demo_engine.api import selectors
 from demo_engine.api.wire import ApiError, CompletionRequest
@@ -42,15 +38,7 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 def api_rate_limit_take(*, api_key: ApiKey) -> int | None:
     """Count one request against the key's per-minute limit (a Redis counter per minute, shared by every web
     process). Returns the seconds to wait when the limit is reached, else None."""
-    now = time.time()
-    key = f"api:rate:{api_key.id}:{int(now // 60)}"
-    pipe = chat_services.redis_client().pipeline(transaction=False)
-    pipe.incr(key)
-    pipe.expire(key, 61)
-    count, _ = pipe.execute()
-    if count > api_key.requests_per_minute:
-        return max(1, 60 - int(now % 60))
-    return None
+    return admission.api_rate_take(api_key_id=api_key.id, requests_per_minute=api_key.requests_per_minute)
 
 
 def api_usage_record(*, api_key_id: int, requests: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
@@ -101,21 +89,14 @@ def api_completion_start(*, api_key: ApiKey, completion: CompletionRequest) -> M
     """Save the request's messages and a queued reply (origin "api") in a conversation of their own, and hand the
     reply to a worker. Refused with 503 before anything is saved when no worker runs or the queue is full."""
     if not chat_services.workers_may_be_alive():
-        raise ApiError(503, "The model is unavailable right now: no worker is running.", code="no_worker",
-                       error_type="server_error", headers={"Retry-After": "5"})  # fmt: skip
-    if chat_selectors.queued_reply_count() >= settings.CHAT_MAX_QUEUED:
-        raise ApiError(503, "The model is busy right now. Please try again in a few seconds.", code="overloaded",
-                       error_type="server_error", headers={"Retry-After": "5"})  # fmt: skip
+        raise ApiError(503, admission.NO_WORKER_MESSAGE, code="no_worker", error_type="server_error",
+                       headers={"Retry-After": "5"})  # fmt: skip
+    try:
+        admission.queue_has_room()
+    except admission.Refused as refused:
+        raise ApiError(503, refused.message, code="overloaded", error_type="server_error",
+                       headers={"Retry-After": str(refused.retry_after)}) from None  # fmt: skip
     reply = _completion_save(api_key=api_key, completion=completion)
     chat_services.reply_enqueue(reply=reply)
     api_usage_record(api_key_id=api_key.id, requests=1)
     return reply
-
-
-def api_reply_watch(*, message_id: int) -> dict | None:
-    """Once a second while a reply is quiet: fail it if its worker has gone (or none runs while it waits), and
-    when it ended without its `end` frame reaching the stream (Redis lost it), an `end` built from the database,
-    with the saved text in `content`."""
-    with contextlib.suppress(RedisError):
-        chat_services.reply_fail_if_abandoned(message_id=message_id)
-    return chat_services.reply_lost_end(message_id=message_id)

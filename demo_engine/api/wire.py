@@ -10,6 +10,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from demo_engine.protocol import text_problem
+
 MODEL_ID = "smollm2-135m-instruct"
 MODEL_CREATED = 1730419200  # 2024-11-01, SmolLM2's release
 OWNED_BY = "waic-showcase"
@@ -69,17 +71,24 @@ def _is_whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _storable(text: str, param: str) -> str:
+    problem = text_problem(text)
+    if problem is not None:
+        raise invalid(param, f"'{param}' {problem}.")
+    return text
+
+
 def _message_content(value: Any, param: str) -> str:
     """A message's text: a string, or a list of `{"type": "text", "text": …}` parts (joined)."""
     if isinstance(value, str):
-        return value
+        return _storable(value, param)
     if isinstance(value, list):
         texts = []
         for index, part in enumerate(value):
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 raise invalid(f"{param}[{index}]", "Only text content parts are supported by this model.")
             texts.append(part["text"])
-        return "".join(texts)
+        return _storable("".join(texts), param)
     raise invalid(param, f"'{param}' must be a string or a list of text parts.")
 
 
@@ -108,7 +117,7 @@ def _stop(value: Any) -> list[str]:
         raise invalid("stop", "'stop' must be a non-empty string or an array of non-empty strings.")
     if len(stops) > MAX_STOP_SEQUENCES:
         raise invalid("stop", f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences ({len(stops)} given).")
-    return stops
+    return [_storable(stop, "stop") for stop in stops]
 
 
 def parse_completion_request(raw: bytes, *, max_new_tokens_cap: int) -> CompletionRequest:
@@ -118,6 +127,8 @@ def parse_completion_request(raw: bytes, *, max_new_tokens_cap: int) -> Completi
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise invalid(None, "The request body must be JSON.") from None
+    except RecursionError:
+        raise invalid(None, "The request body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise invalid(None, "The request body must be a JSON object.")
     model = body.get("model")

@@ -3,10 +3,10 @@
 from typing import TypedDict
 
 import redis
-from django.conf import settings
 from django.db import connection
 
 from showcase.celery import app as celery_app
+from showcase.core import shared_redis
 
 
 class PartStatus(TypedDict):
@@ -28,14 +28,11 @@ def database_status() -> PartStatus:
 
 
 def redis_status() -> PartStatus:
-    """Redis answers PING within a second."""
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    """Redis answers PING."""
     try:
-        client.ping()
+        shared_redis.client().ping()
     except redis.RedisError as exc:
         return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:200]}
-    finally:
-        client.close()
     return {"ok": True, "detail": "PONG"}
 
 

@@ -17,9 +17,11 @@ from functools import wraps
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.cache import cache
-from django.core.cache.backends.base import default_key_func
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import get_language
+
+from showcase.core import shared_redis
+from showcase.core.shared_redis import cache_key
 
 logger = logging.getLogger(__name__)
 
@@ -181,13 +183,13 @@ class PageCacheFront:
                 scope.get("query_string", b""),
             ]
         )
-        return f"exhibits:front:{_site_tag()}:{hashlib.sha1(variant).hexdigest()}"
+        return shared_redis.key("exhibits", "front", _site_tag(), hashlib.sha1(variant).hexdigest())
 
     @staticmethod
     def _version_key() -> str:
         # The cache's key function without touching `cache`, which builds a backend per async context.
-        return default_key_func(f"{VERSION_KEY}:{_site_tag()}", settings.CACHES["default"].get("KEY_PREFIX", ""),
-                                settings.CACHES["default"].get("VERSION", 1))  # fmt: skip
+        return cache_key(f"{VERSION_KEY}:{_site_tag()}", settings.CACHES["default"].get("KEY_PREFIX", ""),
+                         settings.CACHES["default"].get("VERSION", 1))  # fmt: skip
 
     def _client(self):
         """One asyncio Redis client per event loop (Daphne runs one; tests may run several)."""

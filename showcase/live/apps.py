@@ -1,5 +1,5 @@
 """Live pages: the training-cost comparison (`/compare/`) and the demo's own live figures. The pages read exhibit
-content through selectors; they change without a reload over `/ws/live/` (showcase.core.consumers)."""
+content through selectors; they change without a reload over `/ws/live/` (showcase.live.consumers)."""
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _

@@ -16,7 +16,6 @@ Redis keys the chat's workers publish to (`demo_engine.reply_stream`), never the
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -422,13 +421,11 @@ def demo_figures_combine(
     }
 
 
-async def demo_figures_read(*, client, hourly_price_usd: Decimal) -> DemoFigures:
-    """Read the workers' latest figures and the Celery queue's length from Redis (no database query)."""
+async def demo_figures_read(*, hourly_price_usd: Decimal) -> DemoFigures:
+    """Read this site's workers' latest figures and its Celery queue's length from Redis (no database query)."""
     from demo_engine import reply_stream
 
-    names = await client.zrangebyscore(reply_stream.WORKERS_KEY, reply_stream.live_worker_cutoff(), "+inf")
-    raw = await client.mget([reply_stream.worker_figures_key(n.decode()) for n in names]) if names else []
-    workers = [json.loads(item) for item in raw if item]
-    queue_depth = await client.llen(settings.COMPARE_INFERENCE_QUEUE)
+    workers = await reply_stream.worker_figures_read()
+    queue_depth = await reply_stream.celery_queue_depth(settings.COMPARE_INFERENCE_QUEUE)
     return demo_figures_combine(workers=workers, queue_depth=queue_depth, hourly_price_usd=hourly_price_usd,
                                 measured_at=time.time())  # fmt: skip

@@ -12,7 +12,7 @@ from typing import TypedDict
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from showcase.core.consumers import LIVE_GROUP
+from showcase.live.consumers import LIVE_GROUP
 
 logger = logging.getLogger(__name__)
 

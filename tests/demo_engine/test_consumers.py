@@ -10,7 +10,9 @@ from django.contrib.sessions.backends.db import SessionStore
 from demo_engine import services
 from demo_engine.consumers import MAX_FRAME_CHARS, sampling_from_options
 from demo_engine.models import Message
+from demo_engine.reply_stream import ReplyRef
 from showcase.asgi import application
+from showcase.core import shared_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -195,13 +197,13 @@ async def test_an_end_frame_sharing_a_seq_still_ends_the_reply(session_cookie):
             conversation=conversation, text="hi", sampling={"seed": 1, "temperature": 0.0, "max_new_tokens": 8}
         )
         services.reply_start(message_id=reply.id)
-        services.redis_client().set(reply_stream.heartbeat_key(reply.id), 1, ex=30)
+        shared_redis.client().set(reply_stream.heartbeat_key(ReplyRef.of(reply)), 1, ex=30)
         for frame in (
             {"type": "status", "message_id": reply.id, "seq": 1, "status": "streaming"},
             {"type": "end", "message_id": reply.id, "seq": 1, "status": "failed", "reason": "gone", "code": "x",
              "finish_reason": "", "stats": None, "length": 0},
         ):  # fmt: skip
-            services.stream_append(message_id=reply.id, frame=frame)
+            reply_stream.append(ReplyRef.of(reply), frame)
         return reply.id
 
     reply_id = await database_sync_to_async(streaming_reply)()

@@ -10,6 +10,8 @@ import pytest
 
 from demo_engine import generation, reply_stream, services
 from demo_engine.models import Conversation, Message
+from demo_engine.reply_stream import ReplyRef
+from showcase.core import shared_redis
 
 
 @dataclass
@@ -79,12 +81,12 @@ def reply(transactional_db) -> Message:
     _question, reply = services.chat_message_send(
         conversation=conversation, text="hello", sampling={"seed": 1, "temperature": 0.0, "max_new_tokens": 32}
     )
-    services.redis_client().delete(reply_stream.stream_key(reply.id), reply_stream.stop_key(reply.id))
+    shared_redis.client().delete(reply_stream.stream_key(ReplyRef.of(reply)), reply_stream.stop_key(ReplyRef.of(reply)))
     return reply
 
 
-def frames_of(message_id: int) -> list[dict]:
-    entries = services.redis_client().xrange(reply_stream.stream_key(message_id))
+def frames_of(reply: Message) -> list[dict]:
+    entries = shared_redis.client().xrange(reply_stream.stream_key(ReplyRef.of(reply)))
     return [reply_stream.decode_frame(fields) for _id, fields in entries]
 
 
@@ -95,8 +97,8 @@ def use_engine(monkeypatch, engine: ScriptedEngine) -> None:
 def test_saved_text_equals_the_streamed_deltas(reply, monkeypatch):
     """Every frame is numbered 1..n, the last is `end`, and the saved reply is exactly the deltas joined."""
     use_engine(monkeypatch, ScriptedEngine(["Hel", "lo ", "wor", "ld", "!"]))
-    generation.reply_generate(message_id=reply.id)
-    frames = frames_of(reply.id)
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    frames = frames_of(reply)
     reply.refresh_from_db()
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     assert frames[0]["type"] == "status" and frames[-1]["type"] == "end"
@@ -107,17 +109,17 @@ def test_saved_text_equals_the_streamed_deltas(reply, monkeypatch):
 def test_a_reply_is_never_generated_twice(reply, monkeypatch):
     """A second delivery of the same task does nothing: the reply is no longer queued."""
     use_engine(monkeypatch, ScriptedEngine(["once"]))
-    generation.reply_generate(message_id=reply.id)
-    generation.reply_generate(message_id=reply.id)
-    assert [f["type"] for f in frames_of(reply.id)].count("end") == 1
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    assert [f["type"] for f in frames_of(reply)].count("end") == 1
 
 
 def test_stop_sequence_ends_the_reply_and_is_never_shown(reply, monkeypatch):
     """Text stops right before a stop sequence, even one split across tokens; it is saved without it."""
     Message.objects.filter(id=reply.id).update(stop_sequences=["END"])
     use_engine(monkeypatch, ScriptedEngine(["The answer", " is 42. E", "N", "D more text", " never shown"]))
-    generation.reply_generate(message_id=reply.id)
-    frames = frames_of(reply.id)
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    frames = frames_of(reply)
     shown = "".join(f["text"] for f in frames if f["type"] == "delta")
     reply.refresh_from_db()
     assert shown == "The answer is 42. " == reply.content
@@ -129,24 +131,26 @@ def test_stop_flag_ends_the_reply_as_stopped_with_its_text(reply, monkeypatch):
     gate = threading.Event()
     engine = ScriptedEngine(["one ", "two ", "three ", "four "], gate=gate)
     use_engine(monkeypatch, engine)
-    worker = threading.Thread(target=generation.reply_generate, kwargs={"message_id": reply.id})
+    worker = threading.Thread(
+        target=generation.reply_generate, kwargs={"message_id": reply.id, "stream_token": reply.stream_token.hex}
+    )
     worker.start()
     deadline = time.monotonic() + 10
-    while sum(f["type"] == "delta" for f in frames_of(reply.id)) < 1 and time.monotonic() < deadline:
+    while sum(f["type"] == "delta" for f in frames_of(reply)) < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
-    services.reply_stop(message_id=reply.id)
+    services.reply_stop(reply=ReplyRef.of(reply))
     assert engine.cancelled.wait(2), "the worker polls the stop flag at least every 100 ms"
     gate.set()
     worker.join(10)
     reply.refresh_from_db()
     assert reply.status == "stopped" and reply.content == "one two "
-    assert frames_of(reply.id)[-1]["status"] == "stopped"
+    assert frames_of(reply)[-1]["status"] == "stopped"
 
 
 def test_engine_error_fails_the_reply_with_a_reason(reply, monkeypatch):
     """An engine error ends the reply `failed`, with the reason in plain words and the text so far kept."""
     use_engine(monkeypatch, ScriptedEngine(["partial"], error="out of memory"))
-    generation.reply_generate(message_id=reply.id)
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
     reply.refresh_from_db()
     assert reply.status == "failed" and "out of memory" in reply.failure_reason and reply.content == "partial"
     assert reply.failure_code == "engine_error"
@@ -155,17 +159,17 @@ def test_engine_error_fails_the_reply_with_a_reason(reply, monkeypatch):
 def test_abandoned_reply_is_failed_with_its_partial_text(reply, monkeypatch):
     """A streaming reply whose worker heartbeat is gone is failed by the watchdog, keeping the streamed text."""
     services.reply_start(message_id=reply.id)
-    services.stream_append(message_id=reply.id, frame={"type": "delta", "message_id": reply.id, "seq": 1,
+    reply_stream.append(ReplyRef.of(reply), {"type": "delta", "message_id": reply.id, "seq": 1,
                                                         "text": "half a rep", "tokens": 3})  # fmt: skip
-    assert services.reply_fail_if_abandoned(message_id=reply.id) is True
+    assert services.reply_fail_if_abandoned(reply=ReplyRef.of(reply)) is True
     reply.refresh_from_db()
     assert reply.status == "failed" and reply.content == "half a rep" and reply.failure_code == "worker_lost"
-    assert frames_of(reply.id)[-1]["seq"] == 2
+    assert frames_of(reply)[-1]["seq"] == 2
 
 
 def test_a_finished_reply_stream_expires_soon(reply, monkeypatch):
     """Once a reply has ended (its text saved), its Redis stream is kept for minutes, not the hour a live one gets."""
     use_engine(monkeypatch, ScriptedEngine(["short"]))
-    generation.reply_generate(message_id=reply.id)
-    ttl = services.redis_client().ttl(reply_stream.stream_key(reply.id))
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    ttl = shared_redis.client().ttl(reply_stream.stream_key(ReplyRef.of(reply)))
     assert 0 < ttl <= reply_stream.FINISHED_STREAM_TTL_S

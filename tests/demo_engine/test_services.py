@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from demo_engine import reply_stream, services
 from demo_engine.models import Conversation, Message
+from demo_engine.reply_stream import ReplyRef
+from showcase.core import shared_redis
 
 
 @pytest.fixture
@@ -26,25 +28,25 @@ def _save_finished(reply: Message, *, seconds_ago: float) -> None:
 
 
 def test_no_lost_end_while_the_reply_runs(reply):
-    assert services.reply_lost_end(message_id=reply.id) is None
+    assert services.reply_lost_end(reply=ReplyRef.of(reply)) is None
 
 
 def test_a_just_finished_reply_waits_for_the_end_frame_its_worker_is_writing(reply):
     """The worker saves the reply, then writes its end frame: in between, nothing may be invented."""
     _save_finished(reply, seconds_ago=0.5)
-    assert services.reply_lost_end(message_id=reply.id) is None
+    assert services.reply_lost_end(reply=ReplyRef.of(reply)) is None
 
 
 def test_an_end_frame_lost_with_redis_is_rebuilt_from_the_saved_reply(reply):
     _save_finished(reply, seconds_ago=services.LOST_END_GRACE_S + 1)
-    end = services.reply_lost_end(message_id=reply.id)
+    end = services.reply_lost_end(reply=ReplyRef.of(reply))
     assert end is not None
     assert (end["type"], end["status"], end["content"], end["length"]) == ("end", "done", "Paris.", 6)
 
 
 def test_no_rebuilt_end_when_the_stream_holds_its_own(reply):
-    assert services.reply_finish(message_id=reply.id, status="done", content="Paris.", seq=1)
+    assert services.reply_finish(reply=ReplyRef.of(reply), status="done", content="Paris.", seq=1)
     Message.objects.filter(id=reply.id).update(finished_at=timezone.now() - timedelta(minutes=1))
-    assert services.stream_has_end(message_id=reply.id)
-    assert services.reply_lost_end(message_id=reply.id) is None
-    assert services.redis_client().exists(reply_stream.stream_key(reply.id))
+    assert reply_stream.has_end(ReplyRef.of(reply))
+    assert services.reply_lost_end(reply=ReplyRef.of(reply)) is None
+    assert shared_redis.client().exists(reply_stream.stream_key(ReplyRef.of(reply)))

@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import Client
 
-from showcase.core.routing import websocket_urlpatterns
 from showcase.exhibits import services as exhibit_services
 from showcase.exhibits.models import AISystem
+from showcase.live.routing import websocket_urlpatterns
 
 
 async def _connect() -> WebsocketCommunicator:
@@ -116,7 +116,7 @@ async def test_the_demo_figures_arrive_every_second(settings):
     name = "test-live-worker:1"
     figures = {"worker": name, "engine_loaded": True, "tokens_per_s": 100.0, "in_flight": 2, "queued": 0,
                "backend": "CPU · int4 bf16"}  # fmt: skip
-    await client.zadd(reply_stream.WORKERS_KEY, {name: time.time() + 30})
+    await client.zadd(reply_stream.workers_key(), {name: time.time() + 30})
     await client.set(reply_stream.worker_figures_key(name), json.dumps(figures), ex=30)
     try:
         communicator = await _connect()
@@ -132,6 +132,6 @@ async def test_the_demo_figures_arrive_every_second(settings):
         assert second is not None and 0.5 < second["payload"]["measured_at"] - payload["measured_at"] < 1.6
         await communicator.disconnect()
     finally:
-        await client.zrem(reply_stream.WORKERS_KEY, name)
+        await client.zrem(reply_stream.workers_key(), name)
         await client.delete(reply_stream.worker_figures_key(name))
         await client.aclose()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from showcase.core.consumers import LiveConsumer
+from showcase.live.consumers import LiveConsumer
 
 websocket_urlpatterns = [
     path("ws/live/", LiveConsumer.as_asgi()),

@@ -19,6 +19,7 @@ from typing import TypedDict
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -61,18 +62,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def push_demo_figures(self) -> None:
         """Send the demo's figures every second until the socket closes. Redis trouble is reported to the page
         (`available: false`) and retried, never allowed to end the connection."""
-        import redis.asyncio as aioredis
-
         from showcase.live.selectors import demo_figures_read
 
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
         price = Decimal(settings.DEMO_HOURLY_PRICE_USD)
         try:
             while True:
                 started = time.monotonic()
                 try:
-                    payload = await demo_figures_read(client=client, hourly_price_usd=price)
-                except (OSError, aioredis.RedisError) as exc:
+                    payload = await demo_figures_read(hourly_price_usd=price)
+                except (OSError, RedisError) as exc:
                     payload = {"available": False, "measured_at": time.time(), "reason": type(exc).__name__}
                 await self.send_json({"type": "update", "topic": DEMO_TOPIC, "payload": payload})
                 await asyncio.sleep(max(0.05, DEMO_INTERVAL_S - (time.monotonic() - started)))
@@ -80,5 +78,3 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             pass
         except Exception:  # the socket closed under us while sending; nothing left to tell
             logger.debug("live figures task ended", exc_info=True)
-        finally:
-            await client.aclose()
