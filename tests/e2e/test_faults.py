@@ -20,7 +20,6 @@ import redis
 from playwright.sync_api import Page, expect
 
 from demo_engine.chat_client import ChatSocketClient
-from demo_engine.reply_stream import WORKERS_KEY
 from showcase.launcher import EmbeddedRedis, die_with_parent, free_port, redis_answers, start_embedded_redis
 from tests.stack import LiveStack
 
@@ -47,10 +46,10 @@ def wait_for(predicate, timeout_s: float, what: str, every_s: float = 0.3):
     raise AssertionError(f"not within {timeout_s} s: {what} (last: {value!r})")
 
 
-def worker_present(redis_url: str) -> bool:
-    client = redis.Redis.from_url(redis_url)
+def worker_present(stack: LiveStack) -> bool:
+    client = redis.Redis.from_url(stack.redis_url)
     try:
-        return bool(client.zrangebyscore(WORKERS_KEY, time.time() - 5, "+inf"))
+        return bool(client.zrangebyscore(stack.redis_prefix + "workers", time.time() - 5, "+inf"))
     except redis.RedisError:
         return False
     finally:
@@ -155,7 +154,7 @@ def test_redis_restart_socket_clients_chat_again(redis_stack):
     # Known defect (docs/RELIABILITY.md): readiness can say 200 up to a second before the worker's presence beat has
     # written its entry into the emptied Redis, and a message sent in that second fails as "no worker". Wait for
     # the beat, as the chat's own check does.
-    wait_for(lambda: worker_present(redis_stack.redis_url), 10, "the worker's presence entry is back")
+    wait_for(lambda: worker_present(redis_stack), 10, "the worker's presence entry is back")
     result = run(ask_once(redis_stack.base_url))
     assert result.end["status"] == "done", json.dumps(result.end)
     assert result.seqs == list(range(1, len(result.seqs) + 1))

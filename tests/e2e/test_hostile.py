@@ -3,7 +3,9 @@ content or coming out of the model renders inert in real Chromium: no script run
 appears."""
 
 import asyncio
+import http.server
 import json
+import threading
 
 import pytest
 import websockets
@@ -43,9 +45,22 @@ def refused(url: str, origin: str | None) -> int:
 
 
 @pytest.mark.parametrize("route", ["/ws/chat/", "/ws/live/"])
-@pytest.mark.parametrize("origin", ["http://evil.example", "null", None], ids=["foreign", "null", "missing"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://evil.example",
+        "null",
+        None,
+        "http://127.0.0.1:9999",
+        "http://localhost:{port}",
+        "https://127.0.0.1:{port}",
+    ],
+    ids=["foreign", "null", "missing", "other-port", "other-host-name", "other-scheme"],
+)
 def test_socket_from_another_or_no_origin_is_refused(live_stack, route, origin):
-    """A WebSocket handshake with another site's Origin, the opaque "null" one, or none at all is refused (403)."""
+    """A WebSocket handshake with another site's Origin, another port or scheme or name of this host, the opaque
+    "null" one, or none at all is refused (403): cookies ignore ports, so only this very origin may open one."""
+    origin = origin.format(port=live_stack.port) if origin else origin
     assert refused(live_stack.ws_url + route, origin) == 403
 
 
@@ -53,6 +68,46 @@ def test_socket_from_another_or_no_origin_is_refused(live_stack, route, origin):
 def test_socket_from_the_sites_own_origin_is_accepted(live_stack, route):
     """The same handshake from the site's own origin is accepted, so the refusals above are the Origin's doing."""
     assert refused(live_stack.ws_url + route, live_stack.base_url) == 101
+
+
+ATTACKER_PAGE = """<!doctype html><title>attacker</title><script>
+window.outcome = "pending";
+const socket = new WebSocket("ws://127.0.0.1:PORT/ws/chat/");
+socket.onopen = () => { window.outcome = "opened"; };
+socket.onmessage = (event) => { window.outcome = "read: " + event.data.slice(0, 60); };
+socket.onclose = () => { if (window.outcome === "pending") window.outcome = "refused"; };
+</script>"""
+
+
+@pytest.mark.browser
+def test_a_page_on_another_port_cannot_open_the_visitors_chat_socket(live_stack, page: Page):
+    """A visitor has a chat session on the site; a page served on another port of the same host, in the same
+    browser (so with the visitor's cookie), tries to open the chat socket: Chromium's handshake is refused and
+    the page reads nothing. The site's own page, in the same browser, still connects."""
+    page.goto(f"{live_stack.base_url}/chat/")
+    expect(page.locator("#connection")).to_contain_text("online", timeout=20_000)
+    body = ATTACKER_PAGE.replace("PORT", str(live_stack.port)).encode()
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        attacker = page.context.new_page()
+        attacker.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        attacker.wait_for_function("window.outcome !== 'pending'", timeout=15_000)
+        assert attacker.evaluate("window.outcome") == "refused"
+    finally:
+        server.shutdown()
+    expect(page.locator("#connection")).to_contain_text("online")
 
 
 def watch_for_scripts(page: Page) -> list[str]:
@@ -110,19 +165,21 @@ def test_hostile_model_output_renders_inert_in_the_chat(live_stack, page: Page):
     session_key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
     half = len(HOSTILE) // 2
     plant = f"""
-import json, redis
-from django.conf import settings
+import json
 from demo_engine import reply_stream
+from demo_engine.reply_stream import ReplyRef
 from demo_engine.models import Conversation, Message
+from showcase.core import shared_redis
 hostile = {json.dumps(HOSTILE)}
 conversation = Conversation.objects.filter(session_key={session_key!r}).first()
 Message.objects.create(conversation=conversation, role="user", content="Say something nasty.")
 Message.objects.create(conversation=conversation, role="assistant", content=hostile, status="done")
 Message.objects.create(conversation=conversation, role="user", content="Again, streamed.")
 streaming = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
-client = redis.Redis.from_url(settings.REDIS_URL)
-key = reply_stream.stream_key(streaming.id)
-client.setex(reply_stream.heartbeat_key(streaming.id), 120, "1")
+reply = ReplyRef.of(streaming)
+client = shared_redis.client()
+key = reply_stream.stream_key(reply)
+client.setex(reply_stream.heartbeat_key(reply), 120, "1")
 frames = [
     {{"type": "status", "message_id": streaming.id, "seq": 1, "status": "streaming"}},
     {{"type": "delta", "message_id": streaming.id, "seq": 2, "text": hostile[:{half}], "tokens": 10}},

@@ -102,3 +102,31 @@ def test_finish_reason_says_length_when_the_reply_was_cut():
     assert finish_reason_for({"finish_reason": "length", "code": ""}) == "length"
     assert finish_reason_for({"finish_reason": "cancelled", "code": "time_limit"}) == "length"
     assert finish_reason_for({"finish_reason": "stop", "code": ""}) == "stop"
+
+
+@pytest.mark.parametrize(
+    ("raw", "param"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, None),  # nested deeper than the parser recurses
+        (
+            b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "a \\ud800 b"}]}',
+            "messages[0].content",
+        ),
+        (
+            b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "a \\u0000 b"}]}',
+            "messages[0].content",
+        ),
+        (
+            b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}], "stop": "\\udfff"}',
+            "stop",
+        ),
+    ],
+    ids=["deep", "lone-surrogate", "nul", "surrogate-stop"],
+)
+def test_odd_text_is_a_400_naming_the_field(raw, param):
+    """Deep nesting, lone surrogates and NUL characters are refused with 400 in OpenAI's format, before anything is
+    saved (SQLite cannot encode a lone surrogate, PostgreSQL cannot store a NUL)."""
+    with pytest.raises(ApiError) as refused:
+        parse_completion_request(raw, max_new_tokens_cap=16)
+    assert refused.value.status == 400 and refused.value.param == param
+    assert refused.value.body()["error"]["type"] == "invalid_request_error"

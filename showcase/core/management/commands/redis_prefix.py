@@ -1,4 +1,5 @@
-"""`python manage.py redis_prefix`: print this deployment's Redis namespace (every key the site writes starts with it)."""
+"""`python manage.py redis_prefix`: print this deployment's Redis namespace (every key the site writes starts
+with it)."""
 
 from django.core.management.base import BaseCommand
 
