@@ -23,7 +23,11 @@ class ReferenceEngine:
         from demo_engine.models import Message
 
         top_p = Message._meta.get_field("top_p").default  # what a chat reply is sampled with
-        params = sampling_params(temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens)
+        from django.conf import settings
+
+        # A chat-page reply carries the site's repetition penalty (the API's carry none unless asked).
+        params = sampling_params(temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens,
+                                 repetition_penalty=settings.CHAT_REPETITION_PENALTY)  # fmt: skip
         handle = self.engine.submit(plan.token_ids, params, events.append)
         final = handle.wait(timeout=300)
         assert final is not None and final.finish_reason in ("stop", "length")

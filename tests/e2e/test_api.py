@@ -278,3 +278,35 @@ def test_no_worker_is_a_503_and_the_api_recovers(live_stack, client):
         live_stack.start_worker()
         live_stack.wait_ready()
     assert client.chat.completions.create(**ask).choices[0].finish_reason in ("stop", "length")
+
+
+@pytest.mark.slow
+def test_a_flood_of_cookieless_sockets_from_one_address_cannot_starve_the_api(live_stack, client):
+    """40 sockets without a cookie, all from one address, each send a message: only the per-address cap are
+    accepted (the others are told why), and an API client with its own key is still answered."""
+    from django.conf import settings
+
+    cap = settings.CHAT_MAX_IN_FLIGHT_PER_ADDRESS
+
+    async def flood() -> list[str]:
+        sockets = [ChatSocketClient(live_stack.base_url, cookie="") for _ in range(40)]
+        try:
+            for socket in sockets:
+                await socket.connect()
+            outcomes = []
+            for index, socket in enumerate(sockets):
+                await socket.send({"type": "send", "text": f"Flood {index}", "options": {"max_new_tokens": 16}})
+                frame = await socket.recv(timeout=30)
+                outcomes.append(frame["code"] if frame["type"] == "error" else "accepted")
+            return outcomes
+        finally:
+            for socket in sockets:
+                await socket.close()
+
+    outcomes = asyncio.run(flood())
+    assert outcomes.count("accepted") == cap
+    # Refused: past the address's cap, and (cookieless sockets are counted by address) past the minute's rate.
+    assert set(outcomes) == {"accepted", "too_many_from_address", "rate_limited"}
+    answer = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION}],
+                                            max_tokens=8, **GREEDY)  # fmt: skip
+    assert answer.choices[0].message.content
