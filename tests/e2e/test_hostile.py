@@ -171,7 +171,12 @@ from demo_engine.reply_stream import ReplyRef
 from demo_engine.models import Conversation, Message
 from showcase.core import shared_redis
 hostile = {json.dumps(HOSTILE)}
-conversation = Conversation.objects.filter(session_key={session_key!r}).first()
+from django.contrib.sessions.backends.db import SessionStore
+# A socket writes no conversation before its first message: make the one this session's page will show.
+conversation = Conversation.objects.create(session_key={session_key!r})
+session = SessionStore(session_key={session_key!r})
+session["conversation_id"] = str(conversation.id)
+session.save()
 Message.objects.create(conversation=conversation, role="user", content="Say something nasty.")
 Message.objects.create(conversation=conversation, role="assistant", content=hostile, status="done")
 Message.objects.create(conversation=conversation, role="user", content="Again, streamed.")

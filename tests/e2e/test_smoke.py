@@ -8,6 +8,7 @@ import httpx
 import pytest
 import websockets
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from websockets.exceptions import InvalidStatus
 
 from showcase.core.tasks import ping
@@ -47,8 +48,12 @@ def test_a_public_page_seen_before_is_replayed_whole_from_the_cache(live_stack):
 
 
 def test_celery_task_round_trips_over_the_broker(live_stack):
-    """A task sent from this process is run by the real worker and its result comes back."""
+    """A task sent from this process, in the site's Redis namespace, is run by the real worker and its result comes
+    back."""
+    namespace = {"global_keyprefix": live_stack.redis_prefix}
     client = Celery(broker=live_stack.redis_url, backend=live_stack.redis_url)
+    client.conf.broker_transport_options = namespace
+    client.conf.result_backend_transport_options = namespace
     result = client.send_task(ping.name, args=["booth"], queue="default")
     assert result.get(timeout=20) == "pong:booth"
 
@@ -109,3 +114,14 @@ def test_ready_turns_503_naming_the_worker_when_it_stops(live_stack):
     finally:
         live_stack.start_worker()
         live_stack.wait_ready()
+
+
+def test_a_task_outside_the_sites_namespace_is_never_taken(live_stack):
+    """Another site's task on the same Redis (no namespace, or another one) is not run by this site's worker."""
+    client = Celery(broker=live_stack.redis_url, backend=live_stack.redis_url)
+    client.conf.broker_transport_options = {"global_keyprefix": "another-site:"}
+    client.conf.result_backend_transport_options = {"global_keyprefix": "another-site:"}
+    result = client.send_task(ping.name, args=["stranger"], queue="default", expires=30)
+    with pytest.raises(CeleryTimeoutError):
+        result.get(timeout=5)
+    result.forget()
