@@ -38,14 +38,8 @@ MAX_FRAME_CHARS = 16_000
 RESUMES_PER_MINUTE = 12
 
 
-class FrameError(Exception):
+class FrameError(admission.Refused):
     """A frame the client got wrong: answered with an error frame, never a traceback."""
-
-    def __init__(self, code: str, message: str, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 def sampling_from_options(options: object) -> services.SamplingChoice:
@@ -99,9 +93,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             if handler is None:
                 raise FrameError("unknown_type", f"Unknown frame type {content['type'][:40]!r}.")
             await handler(content)
-        except FrameError as exc:
-            await self.send_json(error_frame(exc.code, exc.message, retry_after=exc.retry_after))
-        except admission.Refused as exc:
+        except admission.Refused as exc:  # a refused start, or a FrameError
             await self.send_json(error_frame(exc.code, exc.message, retry_after=exc.retry_after))
         except (RedisError, DatabaseError) as exc:
             logger.warning("chat frame failed, a part is unavailable: %s", exc)
