@@ -83,14 +83,17 @@ def category_list() -> list[Category]:
 
 def exhibitor_detail(*, slug: str) -> Exhibitor:
     """A published exhibitor with its published products and AI systems; 404 for drafts and unknown slugs."""
-    return get_object_or_404(
+    exhibitor = get_object_or_404(
         Exhibitor.objects.published().prefetch_related(
             "categories",
             Prefetch("products", queryset=Product.objects.published().order_by("position", "name")),
-            Prefetch("ai_systems", queryset=AISystem.objects.published()),
+            Prefetch("ai_systems", queryset=AISystem.objects.published().select_related("hardware")),
         ),
         slug=slug,
     )
+    for system in exhibitor.ai_systems.all():
+        _drop_draft_relations(system)
+    return exhibitor
 
 
 @dataclass

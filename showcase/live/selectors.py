@@ -526,6 +526,10 @@ def comparison_page(*, query: Mapping[str, str]) -> ComparisonPage:
         claim_comparison(claim=_without_drafts(claim), subject=by_slug[claim.ai_system.slug], systems=comparisons)
         for claim in Claim.objects.published().filter(ai_system__slug__in=slugs).select_related("ai_system", "hardware")
     ]
+    for item in claims:
+        # The table's copy of the claim's system, whose draft chip or exhibitor the selector already dropped: the
+        # copy select_related loaded would still reach them.
+        item.claim.ai_system = item.subject.system
     pair_ready = a_slug in by_slug and b_slug in by_slug and a_slug != b_slug
     page = ComparisonPage(
         systems=comparisons,

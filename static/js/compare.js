@@ -184,7 +184,7 @@
           backgroundColor: systems.map((s) => (s.highlighted ? ACCENT : SLATE)),
         },
         {
-          label: label("AtPrice"),
+          label: state.mode === "chip" ? label("AtOwnPrice") : label("AtPrice"),
           data: systems.map((s) => { const c = costAtPrice(s); return c === null ? null : c.usd; }),
           backgroundColor: systems.map((s) => (s.highlighted ? "rgba(200,16,46,.35)" : "rgba(91,111,134,.35)")),
           borderColor: systems.map((s) => (s.highlighted ? ACCENT : SLATE)),
