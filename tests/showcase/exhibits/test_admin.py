@@ -102,6 +102,7 @@ def test_staff_add_sources_inline_with_the_figures_they_back(staff_client):
         "sources-0-url": "https://example.com/r",
         "sources-0-figures": ["gpu_hours", "chips"],
         "sources-0-position": "0",
+        "sources-0-publisher": "developer",
         "claims-TOTAL_FORMS": "0",
         "claims-INITIAL_FORMS": "0",
         "claims-MIN_NUM_FORMS": "0",
