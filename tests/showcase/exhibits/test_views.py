@@ -17,6 +17,15 @@ def test_home_shows_the_conference_figures_and_featured_exhibits(client, demo_co
     assert "Shelf Scout" not in body  # not featured
 
 
+def test_home_keeps_the_source_wording_of_each_figure(client, demo_content):
+    """The seed says "plus de 3 000 produits issus de 800 entreprises": the products read "more than 3,000", the
+    companies a plain 800; the source line links to the article."""
+    body = client.get("/").content.decode()
+    assert "more than 3,000" in body
+    assert "<strong>800</strong> <span>companies</span>" in body and "more than 800" not in body
+    assert 'href="https://doitong.com/news/fr-FR/china-s-ai-summit-focuses-on-competing-with-us-technology"' in body
+
+
 def test_home_links_to_the_chat_and_the_directory(client, demo_content):
     """The home page links to the chat page (when the chat exists) and to the exhibitor directory."""
     body = client.get("/").content.decode()
@@ -102,7 +111,7 @@ def test_deepseek_page_keeps_the_press_claim_apart(client, demo_content):
     """DeepSeek-V3's page shows the sourced $5.576M and, separately, the press claim of about $6M."""
     body = client.get("/ai-systems/deepseek-v3/").content.decode()
     assert "$5.576M" in body and "2.788M" in body
-    assert "As claimed in the press" in body and "about $6M on about 2,000 NVIDIA H800 GPUs" in body
+    assert "As claimed in the press" in body and "about $6M using only 2,000 Nvidia H800 GPUs" in body
     assert "Final training run only" in body
 
 
