@@ -37,7 +37,7 @@
   const pickA = document.getElementById("pick-a");
   const pickB = document.getElementById("pick-b");
 
-  const modeInputs = Array.from(document.querySelectorAll('input[name="mode"]'));
+  const modeInputs = Array.from(document.querySelectorAll('input[type=radio][name="mode"]'));
 
   function priceFor(system) {
     const own = state.mode === "chip" && system.chip_price !== null;
