@@ -181,8 +181,8 @@ class SystemComparison:
     # Chip-hours the calculator prices: the disclosed/estimated GPU-hours, else derived from compute at 100 %.
     chip_hours: Decimal | None
     chip_hours_at_full_utilisation: Decimal | None
-    # The precision whose peak the utilisation and the chip-hours from compute use ("fp8", "bf16", "fp16"), and
-    # whether the developer stated it (else the chip's 16-bit peak is assumed).
+    # The precision whose peak the utilisation and the chip-hours from compute use ("fp8", "bf16", "fp16", or
+    # "16bit" when the developer did not state it: the chip's 16-bit peak is then assumed).
     peak_precision: str = ""
     precision_stated: bool = False
     peak_tflops: Decimal | None = None
@@ -301,6 +301,9 @@ def _cost_range(system: AISystem) -> Range | None:
     return (low if low is not None else high, high if high is not None else low)
 
 
+SIXTEEN_BIT = "16bit"
+
+
 def _peak(hardware: Hardware | None, precision: str) -> tuple[str, Decimal | None]:
     """The peak a run in `precision` is measured against, and that peak's precision. A run without a stated
     precision, or in FP8 on a chip without FP8, is measured against the chip's 16-bit peak."""
@@ -308,7 +311,9 @@ def _peak(hardware: Hardware | None, precision: str) -> tuple[str, Decimal | Non
         return "", None
     if precision == Precision.FP8 and hardware.fp8_tflops:
         return Precision.FP8, hardware.fp8_tflops
-    sixteen_bit = Precision.FP16 if precision == Precision.FP16 else Precision.BF16
+    # The chip's 16-bit peak is BF16, or FP16 on a chip without BF16 (the V100): say which only when the run's
+    # precision was stated.
+    sixteen_bit = precision if precision in (Precision.BF16, Precision.FP16) else SIXTEEN_BIT
     return sixteen_bit, hardware.bf16_tflops or None
 
 

@@ -68,6 +68,9 @@ def billions(value: Decimal | None) -> str:
     return f"{number_format(Decimal(value).normalize(), force_grouping=True)}B"
 
 
+PRECISION_NAMES = {"fp8": "FP8", "bf16": "BF16", "fp16": "FP16", "16bit": "16-bit"}
+
+
 @register.simple_tag
 def price_basis(item, settings) -> str:
     """How a system's cost at your price was computed, in words: its own hours, or hours from compute at the assumed
@@ -85,7 +88,8 @@ def price_basis(item, settings) -> str:
     if item.cost_basis == "compute":
         return _("compute ÷ (%(peak)s TFLOP/s %(precision)s × %(util)s%%) × %(price)s %(per)s") % {
             "peak": number_format(item.peak_tflops.normalize(), force_grouping=True),
-            "precision": item.peak_precision.upper(), "util": settings.utilisation_percent, "price": price,
+            "precision": PRECISION_NAMES.get(item.peak_precision, ""), "util": settings.utilisation_percent,
+            "price": price,
             "per": per,
         }  # fmt: skip
     return ""
