@@ -247,7 +247,7 @@ VERDICT_LABELS = {
     Verdict.BASES_DIFFER: _("bases differ"),
     Verdict.TOTAL_VS_DENSE: _("total against dense: see active parameters"),
     Verdict.SCOPE_DIFFERS: _("scopes differ: overstated"),
-    Verdict.ASSUMED_UTILISATION: _("same price; hours from compute at the assumed utilisation"),
+    Verdict.ASSUMED_UTILISATION: _("hours from compute at the assumed utilisation"),
 }
 
 

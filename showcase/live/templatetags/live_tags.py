@@ -5,6 +5,7 @@ from decimal import Decimal
 from django import template
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from showcase.exhibits.templatetags.exhibits_tags import compact_number, usd
 
@@ -68,7 +69,7 @@ def billions(value: Decimal | None) -> str:
     return f"{number_format(Decimal(value).normalize(), force_grouping=True)}B"
 
 
-PRECISION_NAMES = {"fp8": "FP8", "bf16": "BF16", "fp16": "FP16", "16bit": "16-bit"}
+PRECISION_NAMES = {"fp8": "FP8", "bf16": "BF16", "fp16": "FP16", "16bit": gettext_lazy("16-bit")}
 
 
 @register.simple_tag
@@ -88,7 +89,7 @@ def price_basis(item, settings) -> str:
     if item.cost_basis == "compute":
         return _("compute ÷ (%(peak)s TFLOP/s %(precision)s × %(util)s%%) × %(price)s %(per)s") % {
             "peak": number_format(item.peak_tflops.normalize(), force_grouping=True),
-            "precision": PRECISION_NAMES.get(item.peak_precision, ""), "util": settings.utilisation_percent,
+            "precision": str(PRECISION_NAMES.get(item.peak_precision, "")), "util": settings.utilisation_percent,
             "price": price,
             "per": per,
         }  # fmt: skip
