@@ -145,3 +145,16 @@ def test_pages_run_a_bounded_number_of_queries(client, demo_content, django_asse
         services.product_create(exhibitor=exhibitor, name=f"Extra {index}", status=Status.PUBLISHED, featured=True)
     with django_assert_max_num_queries(8):
         assert client.get(path).status_code == 200
+
+
+def test_hardware_table_shows_fp8_peaks_and_how_derived_figures_were_computed(client, demo_content):
+    """The H800's peaks are marked derived (the H100's datasheet, dense = with sparsity ÷ 2) with the formula; a chip
+    without FP8 says so."""
+    import re
+
+    html = client.get("/ai-systems/").content.decode()
+    h800 = re.search(r'<tr id="hardware-nvidia-h800-sxm">.*?</tr>', html, re.S).group(0)
+    assert "1,979 TFLOP/s" in h800 and "badge-derived" in h800
+    assert "NVIDIA published no H800 SXM datasheet" in h800
+    v100 = re.search(r'<tr id="hardware-nvidia-v100-sxm2">.*?</tr>', html, re.S).group(0)
+    assert "no FP8" in v100 and "badge-derived" not in v100
