@@ -1,5 +1,7 @@
 """Public exhibit pages: what a visitor sees, what stays hidden, and how much work a page costs."""
 
+import re
+
 import pytest
 
 from showcase.exhibits import services
@@ -150,8 +152,6 @@ def test_pages_run_a_bounded_number_of_queries(client, demo_content, django_asse
 def test_hardware_table_shows_fp8_peaks_and_how_derived_figures_were_computed(client, demo_content):
     """The H800's peaks are marked derived (the H100's datasheet, dense = with sparsity ÷ 2) with the formula; a chip
     without FP8 says so."""
-    import re
-
     html = client.get("/ai-systems/").content.decode()
     h800 = re.search(r'<tr id="hardware-nvidia-h800-sxm">.*?</tr>', html, re.S).group(0)
     assert "1,979 TFLOP/s" in h800 and "badge-derived" in h800
