@@ -31,7 +31,7 @@ from showcase.exhibits.models import (
     Startup,
     Status,
 )
-from showcase.exhibits.selectors import ai_system_unsourced_figures
+from showcase.exhibits.selectors import ai_system_label_problems, ai_system_unsourced_figures
 
 
 def unsourced_figures_message(figures: list[str]) -> str:
@@ -45,6 +45,32 @@ def unsourced_figures_message(figures: list[str]) -> str:
             figures=labels,
         )
     )
+
+
+def label_problems_message(figures: list[str]) -> str:
+    labels = ", ".join(str(Figure(figure).label) for figure in figures)
+    return str(
+        format_lazy(
+            _(
+                "A figure's label must follow the rule before it can be published: derived when a formula is given "
+                "(and only then), disclosed with a source the developer published, estimated with a third party's "
+                "source. Check: {figures}."
+            ),
+            figures=labels,
+        )
+    )
+
+
+def publish_problems(*, system: AISystem, sources: list[Source]) -> list[str]:
+    """Why a system cannot be published as it stands: figures without a source, then labels against the rule."""
+    messages_ = []
+    missing = ai_system_unsourced_figures(system=system, sources=sources)
+    if missing:
+        messages_.append(unsourced_figures_message(missing))
+    mislabelled = [f for f in ai_system_label_problems(system=system, sources=sources) if f not in missing]
+    if mislabelled:
+        messages_.append(label_problems_message(mislabelled))
+    return messages_
 
 
 class PublishActionsMixin:
@@ -73,8 +99,32 @@ class PublishActionsMixin:
         )
 
 
+class ConferenceForm(forms.ModelForm):
+    # A JSON list in the database; ticked boxes in the admin, in the order the home page shows them.
+    minimum_figures = forms.MultipleChoiceField(
+        label=_("figures stated as minimums"),
+        choices=[(name, name) for name in Conference.HEADLINE_FIGURES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_(
+            'Tick the figures the source gives as "more than N"; the others are shown as the source states them.'
+        ),
+    )
+
+    class Meta:
+        model = Conference
+        fields = ["minimum_figures"]  # the fieldsets below name the rest
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["minimum_figures"].choices = [
+            (name, Conference._meta.get_field(name).verbose_name) for name in Conference.HEADLINE_FIGURES
+        ]
+
+
 @admin.register(Conference)
 class ConferenceAdmin(PublishActionsMixin, admin.ModelAdmin):
+    form = ConferenceForm
     list_display = ["name", "city", "starts_on", "ends_on", "status"]
     list_filter = ["status"]
     search_fields = ["name", "city"]
@@ -88,7 +138,6 @@ class ConferenceAdmin(PublishActionsMixin, admin.ModelAdmin):
             _("Headline figures"),
             {
                 "fields": [
-                    "figures_are_minimums",
                     "guests",
                     "countries",
                     "exhibition_area_m2",
@@ -97,6 +146,7 @@ class ConferenceAdmin(PublishActionsMixin, admin.ModelAdmin):
                     "language_models",
                     "startups",
                     "investment_institutions",
+                    "minimum_figures",
                     "source_title",
                     "source_url",
                 ]
@@ -143,7 +193,8 @@ class ProductAdmin(PublishActionsMixin, admin.ModelAdmin):
 
 @admin.register(Hardware)
 class HardwareAdmin(PublishActionsMixin, admin.ModelAdmin):
-    list_display = ["name", "vendor", "memory_gb", "memory_bandwidth_tb_s", "bf16_tflops", "hourly_price_usd", "status"]
+    list_display = ["name", "vendor", "memory_gb", "memory_bandwidth_tb_s", "bf16_tflops", "fp8_tflops",
+                    "hourly_price_usd", "status"]  # fmt: skip
     list_filter = ["status", "vendor"]
     search_fields = ["name", "vendor", "notes"]
     prepopulated_fields = {"slug": ["name"]}
@@ -162,7 +213,7 @@ class SourceForm(forms.ModelForm):
 
     class Meta:
         model = Source
-        fields = ["title", "url", "figures", "position"]
+        fields = ["title", "url", "publisher", "figures", "position"]
 
 
 class SourceInlineFormSet(BaseInlineFormSet):
@@ -174,13 +225,14 @@ class SourceInlineFormSet(BaseInlineFormSet):
         if any(self.errors) or system.status != Status.PUBLISHED:
             return
         sources = [
-            Source(title=form.cleaned_data.get("title", ""), figures=form.cleaned_data.get("figures") or [])
+            Source(title=form.cleaned_data.get("title", ""), figures=form.cleaned_data.get("figures") or [],
+                   publisher=form.cleaned_data.get("publisher") or Source._meta.get_field("publisher").default)
             for form in self.forms
             if form.cleaned_data and form.cleaned_data.get("title") and not form.cleaned_data.get("DELETE")
-        ]
-        missing = ai_system_unsourced_figures(system=system, sources=sources)
-        if missing:
-            raise ValidationError(unsourced_figures_message(missing), code="unsourced_figure")
+        ]  # fmt: skip
+        problems = publish_problems(system=system, sources=sources)
+        if problems:
+            raise ValidationError(problems, code="unsourced_figure")
 
 
 class SourceInline(admin.TabularInline):
@@ -222,10 +274,10 @@ class AISystemAdmin(PublishActionsMixin, admin.ModelAdmin):
         """Publish the systems whose every figure has a source; name the others and why they stay drafts."""
         refused = []
         for system in queryset.prefetch_related("sources"):
-            missing = ai_system_unsourced_figures(system=system, sources=list(system.sources.all()))
-            if missing:
+            problems = publish_problems(system=system, sources=list(system.sources.all()))
+            if problems:
                 refused.append(system)
-                self.message_user(request, f"{system}: {unsourced_figures_message(missing)}", messages.ERROR)
+                self.message_user(request, f"{system}: {' '.join(problems)}", messages.ERROR)
         super().publish_selected(request, queryset.exclude(pk__in=[system.pk for system in refused]))
 
     fieldsets = [
@@ -245,7 +297,10 @@ class AISystemAdmin(PublishActionsMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        (_("Parameters"), {"fields": ["parameters_label", "parameters_billions", "parameters_kind"]}),
+        (
+            _("Parameters"),
+            {"fields": ["parameters_label", "parameters_billions", "parameters_active_billions", "parameters_kind"]},
+        ),
         (_("Hardware"), {"fields": ["hardware", "chip_count", "chip_count_kind", "chip_count_note"]}),
         (
             _("Compute"),
@@ -254,9 +309,12 @@ class AISystemAdmin(PublishActionsMixin, admin.ModelAdmin):
                     "gpu_hours",
                     "gpu_hours_kind",
                     "gpu_hours_note",
+                    "gpu_hours_derivation",
                     "training_compute_flop",
                     "training_compute_kind",
                     "training_compute_note",
+                    "training_compute_derivation",
+                    "training_precision",
                 ]
             },
         ),
@@ -268,6 +326,9 @@ class AISystemAdmin(PublishActionsMixin, admin.ModelAdmin):
                     "training_cost_high_usd",
                     "training_cost_kind",
                     "training_cost_note",
+                    "training_cost_derivation",
+                    "training_cost_basis",
+                    "cost_covers_more_than_compute",
                     "scope_note",
                 ]
             },

@@ -1,9 +1,13 @@
 """What a visitor reads: the conference, exhibitors and products, AI systems with their training figures and
 hardware, start-ups, investors and pitch slots. Everything public has a draft/published status.
 
-Figures of an AI system each carry whether they were disclosed by the developer or estimated by a third
-party, and a free-text note ("up to", "about", "at $2 per H800-hour"): the comparison pages show both.
+Every figure a visitor reads carries one label, by one rule (`FigureKind`): "disclosed" when the developer (or the
+chip's vendor) published the figure, "derived" when it is our arithmetic on published inputs (the formula is kept
+beside it, e.g. 6 × 37B active parameters × 14.8T tokens), "estimated" when a third party estimated it. A figure
+also keeps a free-text note ("up to", "about") and, through `Source`, where it comes from.
 """
+
+from decimal import Decimal
 
 from django.db import models
 from django.urls import reverse
@@ -59,9 +63,10 @@ class Conference(Publishable):
     starts_on = models.DateField(_("first day"))
     ends_on = models.DateField(_("last day"))
     summary = models.TextField(_("summary"), blank=True)
-    # The headline figures as the organisers announce them; the seed article gives most as "more than N".
-    figures_are_minimums = models.BooleanField(_("figures are minimums"), default=True,
-                                               help_text=_('Show the figures as "more than N".'))  # fmt: skip
+    # The headline figures in the source's own words: the seed article gives most as "more than N" ("plus de 1 200
+    # invités") but the companies as a plain 800, so the wording is kept per figure.
+    minimum_figures = models.JSONField(_("figures stated as minimums"), default=list, blank=True,
+                                       help_text=_('The figures the source gives as "more than N".'))  # fmt: skip
     guests = models.PositiveIntegerField(_("guests"), null=True, blank=True)
     countries = models.PositiveIntegerField(_("countries"), null=True, blank=True)
     exhibition_area_m2 = models.PositiveIntegerField(_("exhibition area (m²)"), null=True, blank=True)
@@ -73,6 +78,9 @@ class Conference(Publishable):
     source_title = models.CharField(_("source title"), max_length=300, blank=True)
     source_url = models.URLField(_("source URL"), blank=True, validators=[validate_web_url])
 
+    HEADLINE_FIGURES = ["guests", "countries", "exhibition_area_m2", "products", "companies", "language_models",
+                        "startups", "investment_institutions"]  # fmt: skip
+
     class Meta:
         ordering = ["-starts_on"]
         verbose_name = _("conference")
@@ -83,6 +91,10 @@ class Conference(Publishable):
 
     def get_absolute_url(self) -> str:
         return reverse("exhibits:home")
+
+    def is_minimum(self, figure: str) -> bool:
+        """Whether the source gives this headline figure as "more than N"."""
+        return figure in (self.minimum_figures or [])
 
 
 class Category(models.Model):
@@ -163,8 +175,37 @@ class Product(Publishable, ExampleFlag):
         return f"{self.exhibitor.get_absolute_url()}#product-{self.slug}"
 
 
+class FigureKind(models.TextChoices):
+    """The one label rule, for every figure a visitor reads (see the module docstring)."""
+
+    DISCLOSED = "disclosed", _("Disclosed")
+    DERIVED = "derived", _("Derived")
+    ESTIMATED = "estimated", _("Estimated")
+
+
+def _kind_field(label: str, default: str = "estimated") -> models.CharField:
+    return models.CharField(label, max_length=10, choices=FigureKind.choices, default=default)
+
+
+def _derivation_field(label: str) -> models.CharField:
+    return models.CharField(label, max_length=300, blank=True,
+                            help_text=_("For a derived figure: the formula, with its published inputs."))  # fmt: skip
+
+
+class Precision(models.TextChoices):
+    """The number format a run's matrix products were done in; utilisation is measured against that peak."""
+
+    FP8 = "fp8", _("FP8")
+    BF16 = "bf16", _("BF16")
+    FP16 = "fp16", _("FP16")
+
+
 class Hardware(Publishable):
-    """A training chip; its hourly rental price is an assumption the comparison's calculator starts from."""
+    """A training chip; its hourly rental price is an assumption the comparison's calculator starts from.
+
+    Peaks are dense (no sparsity). Vendors' datasheets often print the with-sparsity figure: the dense one is then
+    half of it, a derived figure whose formula is kept in `figures_derivation`.
+    """
 
     name = models.CharField(_("name"), max_length=100)
     slug = models.SlugField(_("slug"), max_length=100, unique=True)
@@ -172,10 +213,18 @@ class Hardware(Publishable):
     memory_gb = models.PositiveIntegerField(_("memory (GB)"))
     memory_type = models.CharField(_("memory type"), max_length=40, blank=True)
     memory_bandwidth_tb_s = models.DecimalField(_("memory bandwidth (TB/s)"), max_digits=6, decimal_places=2)
+    memory_bandwidth_kind = _kind_field(_("memory bandwidth is"), default="disclosed")
     bf16_tflops = models.DecimalField(_("BF16 dense throughput (TFLOP/s)"), max_digits=8, decimal_places=1,
                                       null=True, blank=True)  # fmt: skip
+    bf16_tflops_kind = _kind_field(_("BF16 throughput is"), default="disclosed")
+    fp8_tflops = models.DecimalField(_("FP8 dense throughput (TFLOP/s)"), max_digits=8, decimal_places=1,
+                                     null=True, blank=True,
+                                     help_text=_("Leave empty for a chip without FP8."))  # fmt: skip
+    fp8_tflops_kind = _kind_field(_("FP8 throughput is"), default="disclosed")
+    figures_derivation = _derivation_field(_("how the derived figures were computed"))
     throughput_note = models.CharField(_("throughput note"), max_length=200, blank=True)
     interconnect_gb_s = models.PositiveIntegerField(_("chip-to-chip bandwidth (GB/s)"), null=True, blank=True)
+    interconnect_kind = _kind_field(_("chip-to-chip bandwidth is"), default="disclosed")
     hourly_price_usd = models.DecimalField(_("hourly rental price (USD)"), max_digits=8, decimal_places=2)
     hourly_price_note = models.CharField(_("price note"), max_length=300, blank=True)
     notes = models.TextField(_("notes"), blank=True)
@@ -193,10 +242,12 @@ class Hardware(Publishable):
     def get_absolute_url(self) -> str:
         return f"{reverse('exhibits:ai_system_list')}#hardware-{self.slug}"
 
-
-class FigureKind(models.TextChoices):
-    DISCLOSED = "disclosed", _("Disclosed")
-    ESTIMATED = "estimated", _("Estimated")
+    def peak_tflops(self, precision: str) -> Decimal | None:
+        """The dense peak for a run in that precision: FP8 where the chip has it, else the 16-bit peak (BF16, or
+        FP16 on a chip without BF16 such as the V100)."""
+        if precision == Precision.FP8:
+            return self.fp8_tflops
+        return self.bf16_tflops
 
 
 class Figure(models.TextChoices):
@@ -207,10 +258,6 @@ class Figure(models.TextChoices):
     GPU_HOURS = "gpu_hours", _("GPU-hours")
     TRAINING_COMPUTE = "training_compute", _("Training compute")
     TRAINING_COST = "training_cost", _("Training cost")
-
-
-def _kind_field(label: str) -> models.CharField:
-    return models.CharField(label, max_length=10, choices=FigureKind.choices, default=FigureKind.ESTIMATED)
 
 
 class AISystem(Publishable):
@@ -226,6 +273,12 @@ class AISystem(Publishable):
     parameters_billions = models.DecimalField(_("parameters (billions)"), max_digits=10, decimal_places=3,
                                               null=True, blank=True)  # fmt: skip
     parameters_kind = _kind_field(_("parameters are"))
+    # A mixture of experts runs a fraction of its weights per token: 37B of DeepSeek-V3's 671B. Compared with a dense
+    # model's parameters, the active ones are the like-for-like figure (405B dense ÷ 37B active = 10.9×, not 0.60×).
+    parameters_active_billions = models.DecimalField(_("active parameters (billions)"), max_digits=10,
+                                                     decimal_places=3, null=True, blank=True,
+                                                     help_text=_("Mixture of experts only: the parameters used per "
+                                                                 "token. Leave empty for a dense model."))  # fmt: skip
     open_weights = models.BooleanField(_("open weights"), default=False)
     hardware = models.ForeignKey(Hardware, verbose_name=_("hardware"), on_delete=models.PROTECT, null=True,
                                  blank=True, related_name="ai_systems")  # fmt: skip
@@ -236,15 +289,33 @@ class AISystem(Publishable):
                                                help_text=_("Chip-hours (GPU or TPU) of the run."))  # fmt: skip
     gpu_hours_kind = _kind_field(_("GPU-hours are"))
     gpu_hours_note = models.CharField(_("GPU-hours note"), max_length=300, blank=True)
+    gpu_hours_derivation = _derivation_field(_("GPU-hours derivation"))
     training_compute_flop = models.FloatField(_("training compute (FLOP)"), null=True, blank=True)
     training_compute_kind = _kind_field(_("training compute is"))
     training_compute_note = models.CharField(_("training compute note"), max_length=300, blank=True)
+    training_compute_derivation = _derivation_field(_("training compute derivation"))
+    training_precision = models.CharField(_("training precision"), max_length=10, choices=Precision.choices,
+                                          blank=True,
+                                          help_text=_("The number format of the run's matrix products, as its "
+                                                      "developer states it; utilisation is measured against the "
+                                                      "chip's peak in that format. Empty: not stated."))  # fmt: skip
     training_cost_low_usd = models.DecimalField(_("training cost, low (USD)"), max_digits=15, decimal_places=0,
                                                 null=True, blank=True)  # fmt: skip
     training_cost_high_usd = models.DecimalField(_("training cost, high (USD)"), max_digits=15, decimal_places=0,
                                                  null=True, blank=True)  # fmt: skip
     training_cost_kind = _kind_field(_("training cost is"))
     training_cost_note = models.CharField(_("training cost note"), max_length=300, blank=True)
+    training_cost_derivation = _derivation_field(_("training cost derivation"))
+    training_cost_basis = models.CharField(_("what the cost prices"), max_length=200, blank=True,
+                                           help_text=_('Who priced the run and how, e.g. "the developer\'s '
+                                                       'GPU-hours × $2 per H800-hour" or "Epoch AI, cloud rates". '
+                                                       "Two reported costs compare like with like only on the same "
+                                                       "basis."))  # fmt: skip
+    cost_covers_more_than_compute = models.BooleanField(
+        _("the cost covers more than the compute"), default=False,
+        help_text=_("Tick when the cost includes work the compute figure leaves out (e.g. preliminary "
+                    "experiments): its cost per unit of compute is then overstated."),
+    )  # fmt: skip
     scope_note = models.CharField(_("scope"), max_length=300, blank=True,
                                   help_text=_('What the figures cover, e.g. "final training run only".'))  # fmt: skip
     exhibitor = models.ForeignKey(Exhibitor, verbose_name=_("shown by"), on_delete=models.SET_NULL, null=True,
@@ -263,8 +334,13 @@ class AISystem(Publishable):
         return reverse("exhibits:ai_system_detail", kwargs={"slug": self.slug})
 
 
+class Publisher(models.TextChoices):
+    DEVELOPER = "developer", _("The developer")
+    THIRD_PARTY = "third_party", _("A third party")
+
+
 class Source(models.Model):
-    """Where a figure of an AI system comes from."""
+    """Where a figure of an AI system comes from, and who published it: the label rule needs to know."""
 
     ai_system = models.ForeignKey(AISystem, verbose_name=_("AI system"), on_delete=models.CASCADE,
                                   related_name="sources")  # fmt: skip
@@ -272,6 +348,8 @@ class Source(models.Model):
     url = models.URLField(_("URL"), max_length=500, validators=[validate_web_url])
     figures = models.JSONField(_("figures it backs"), default=list, blank=True,
                                help_text=_("Leave empty when the source backs every figure."))  # fmt: skip
+    publisher = models.CharField(_("published by"), max_length=12, choices=Publisher.choices,
+                                 default=Publisher.DEVELOPER)  # fmt: skip
     position = models.PositiveIntegerField(_("position"), default=0)
 
     class Meta:

@@ -16,10 +16,12 @@ from showcase.exhibits.models import (
     Conference,
     Exhibitor,
     Figure,
+    FigureKind,
     Hardware,
     Investor,
     Pitch,
     Product,
+    Publisher,
     Source,
     Startup,
     Status,
@@ -81,14 +83,17 @@ def category_list() -> list[Category]:
 
 def exhibitor_detail(*, slug: str) -> Exhibitor:
     """A published exhibitor with its published products and AI systems; 404 for drafts and unknown slugs."""
-    return get_object_or_404(
+    exhibitor = get_object_or_404(
         Exhibitor.objects.published().prefetch_related(
             "categories",
             Prefetch("products", queryset=Product.objects.published().order_by("position", "name")),
-            Prefetch("ai_systems", queryset=AISystem.objects.published()),
+            Prefetch("ai_systems", queryset=AISystem.objects.published().select_related("hardware")),
         ),
         slug=slug,
     )
+    for system in exhibitor.ai_systems.all():
+        _drop_draft_relations(system)
+    return exhibitor
 
 
 @dataclass
@@ -102,6 +107,8 @@ class FigureRow:
     kind_label: str
     note: str
     sources: list[Source] = field(default_factory=list)
+    # For a derived figure: the formula on published inputs ("6 × 37B active parameters × 14.8T tokens").
+    derivation: str = ""
 
 
 def _figure_rows(system: AISystem) -> list[FigureRow]:
@@ -110,14 +117,16 @@ def _figure_rows(system: AISystem) -> list[FigureRow]:
     if system.training_cost_low_usd is not None:
         cost = (system.training_cost_low_usd, system.training_cost_high_usd or system.training_cost_low_usd)
     rows = [
-        (Figure.PARAMETERS, system.parameters_label or None, system.parameters_kind, ""),
-        (Figure.CHIPS, system.chip_count, system.chip_count_kind, system.chip_count_note),
-        (Figure.GPU_HOURS, system.gpu_hours, system.gpu_hours_kind, system.gpu_hours_note),
+        (Figure.PARAMETERS, system.parameters_label or None, system.parameters_kind, "", ""),
+        (Figure.CHIPS, system.chip_count, system.chip_count_kind, system.chip_count_note, ""),
+        (Figure.GPU_HOURS, system.gpu_hours, system.gpu_hours_kind, system.gpu_hours_note,
+         system.gpu_hours_derivation),
         (Figure.TRAINING_COMPUTE, system.training_compute_flop, system.training_compute_kind,
-         system.training_compute_note),
-        (Figure.TRAINING_COST, cost, system.training_cost_kind, system.training_cost_note),
+         system.training_compute_note, system.training_compute_derivation),
+        (Figure.TRAINING_COST, cost, system.training_cost_kind, system.training_cost_note,
+         system.training_cost_derivation),
     ]  # fmt: skip
-    kind_labels = dict(system._meta.get_field("chip_count_kind").choices)
+    kind_labels = dict(FigureKind.choices)
     return [
         FigureRow(
             key=figure.value,
@@ -127,8 +136,9 @@ def _figure_rows(system: AISystem) -> list[FigureRow]:
             kind_label=kind_labels[kind],
             note=note,
             sources=[source for source in sources if source.backs(figure.value)],
+            derivation=derivation,
         )
-        for figure, value, kind, note in rows
+        for figure, value, kind, note, derivation in rows
     ]
 
 
@@ -145,6 +155,27 @@ def ai_system_figures_present(*, system: AISystem) -> list[str]:
     return [figure.value for figure, value in values.items() if value is not None]
 
 
+def ai_system_label_problems(*, system: AISystem, sources: list[Source]) -> list[str]:
+    """Figures whose label breaks the one rule: "derived" exactly when we computed it (a formula is given),
+    "disclosed" only with a source the developer published, "estimated" only with a third party's."""
+    figures = {
+        Figure.PARAMETERS: (system.parameters_kind, ""),
+        Figure.CHIPS: (system.chip_count_kind, ""),
+        Figure.GPU_HOURS: (system.gpu_hours_kind, system.gpu_hours_derivation),
+        Figure.TRAINING_COMPUTE: (system.training_compute_kind, system.training_compute_derivation),
+        Figure.TRAINING_COST: (system.training_cost_kind, system.training_cost_derivation),
+    }
+    problems = []
+    for figure in ai_system_figures_present(system=system):
+        kind, derivation = figures[figure]
+        publishers = {source.publisher for source in sources if source.backs(figure)}
+        needed = {FigureKind.DISCLOSED: Publisher.DEVELOPER, FigureKind.ESTIMATED: Publisher.THIRD_PARTY}.get(kind)
+        formula_agrees = bool(derivation) == (kind == FigureKind.DERIVED)
+        if not formula_agrees or (needed is not None and needed not in publishers):
+            problems.append(figure)
+    return problems
+
+
 def ai_system_unsourced_figures(*, system: AISystem, sources: list[Source]) -> list[str]:
     """Figures with a value that no source backs: while there is one, the system cannot be published."""
     return [figure for figure in ai_system_figures_present(system=system) if not any(s.backs(figure) for s in sources)]
@@ -154,12 +185,22 @@ def ai_system_list() -> list[AISystem]:
     """Published AI systems with their hardware and sources, each with `figure_rows` for the table."""
     systems = list(
         AISystem.objects.published()
-        .select_related("hardware")
+        .select_related("hardware", "exhibitor")
         .prefetch_related(Prefetch("sources", queryset=Source.objects.order_by("position", "id")))
     )
     for system in systems:
+        _drop_draft_relations(system)
         system.figure_rows = _figure_rows(system)
     return systems
+
+
+def _drop_draft_relations(system: AISystem) -> AISystem:
+    """A published system may point at a draft chip or exhibitor: the public pages must not reach either."""
+    if system.exhibitor is not None and not system.exhibitor.is_published:
+        system.exhibitor = None
+    if system.hardware is not None and not system.hardware.is_published:
+        system.hardware = None
+    return system
 
 
 def hardware_list() -> list[Hardware]:
@@ -178,10 +219,10 @@ def ai_system_detail(*, slug: str) -> AISystem:
         slug=slug,
     )
     system.figure_rows = _figure_rows(system)
-    if system.exhibitor is not None and not system.exhibitor.is_published:
-        system.exhibitor = None
-    if system.hardware is not None and not system.hardware.is_published:
-        system.hardware = None
+    _drop_draft_relations(system)
+    for claim in system.claims.all():
+        if claim.hardware is not None and not claim.hardware.is_published:
+            claim.hardware = None
     return system
 
 

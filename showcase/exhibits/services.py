@@ -2,10 +2,12 @@
 
 The demo loader reads `data/demo_content.json` inside this package (never ../shared at run time). It loads once:
 a `ContentLoad` row remembers it, so a restart neither duplicates rows nor undoes what staff edited or deleted.
+Each earlier version of the content is kept beside it (`demo_content_v1.json`), so that a database loaded from an
+earlier version is upgraded field by field: a correction reaches a demo row only where staff left the old value.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +35,7 @@ from showcase.exhibits.models import (
 from showcase.exhibits.page_cache import bump_content_version
 
 DEMO_CONTENT_PATH = Path(__file__).resolve().parent / "data" / "demo_content.json"
-DEMO_CONTENT_LOAD_NAME = "demo-content-v1"
+DEMO_CONTENT_LOAD_NAME = "demo-content-v2"
 
 
 def exhibitor_create(
@@ -93,130 +95,271 @@ def content_unpublish(*, item: Publishable) -> Publishable:
 class LoadReport:
     loaded: bool
     created: dict[str, int]
+    updated: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         if not self.loaded:
             return "demo content already loaded; nothing changed"
-        return "loaded demo content: " + ", ".join(f"{count} {name}" for name, count in self.created.items())
+        text = "loaded demo content: " + ", ".join(f"{count} {name}" for name, count in self.created.items())
+        if any(self.updated.values()):
+            text += "; corrected (fields staff had not edited): " + ", ".join(
+                f"{count} {name}" for name, count in self.updated.items() if count
+            )
+        return text
 
 
 def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def demo_content_load(*, path: Path = DEMO_CONTENT_PATH, force: bool = False) -> LoadReport:
-    """Load the conference, hardware, AI systems with sources, and the example exhibitors, start-ups and pitches.
+_MISSING = object()
 
-    Rows are matched by slug and only created when missing, so running it again changes nothing; with
-    `force`, rows deleted since the first load come back (existing rows are still left as staff edited them).
+
+@dataclass
+class _Loader:
+    """One run of the loader. In an upgrade (an older version of the demo content was loaded before), a row is
+    created only when it is new in this version, and a field of an existing row is corrected only while it still
+    holds what the older version put there (or, for a field the older version did not have, its default): what
+    staff edited or deleted stays as they left it."""
+
+    previous: dict | None
+    force: bool
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+
+    def may_create(self, *, known_before: bool) -> bool:
+        return self.previous is None or self.force or not known_before
+
+    def sync(self, model, *, label: str, lookup: dict, values: dict, old: dict | None, create_extra: dict):
+        """Create the row, or correct the fields staff left as the previous version loaded them."""
+        row = model.objects.filter(**lookup).first()
+        if row is None:
+            if not self.may_create(known_before=old is not None):
+                return None
+            row = model.objects.create(**lookup, **values, **create_extra)
+            self.created[label] = self.created.get(label, 0) + 1
+            return row
+        if self.previous is None or old is None:
+            return row  # a first load or --force leaves existing rows alone; so does an upgrade for rows it never made
+        changed = []
+        for name, new_value in values.items():
+            model_field = model._meta.get_field(name)
+            current = getattr(row, name)
+            before = (old or {}).get(name, _MISSING)
+            if before is _MISSING:
+                untouched = _same(model_field, current, model_field.get_default())
+            else:
+                untouched = _same(model_field, current, before)
+            if untouched and not _same(model_field, current, new_value):
+                setattr(row, name, new_value)
+                changed.append(name)
+        if changed:
+            row.save(update_fields=[*changed, *(["updated_at"] if hasattr(row, "updated_at") else [])])
+            self.updated[label] = self.updated.get(label, 0) + 1
+        return row
+
+
+def _same(model_field, left, right) -> bool:
+    if model_field.is_relation:
+        return getattr(left, "pk", left) == getattr(right, "pk", right)
+    if left is None or right is None:
+        return left is None and right is None
+    return model_field.to_python(left) == model_field.to_python(right)
+
+
+DEMO_CONTENT_DIR = DEMO_CONTENT_PATH.parent
+# Every version of the demo content ever loaded, oldest first; the last is the current one.
+DEMO_CONTENT_VERSIONS = [("demo-content-v1", DEMO_CONTENT_DIR / "demo_content_v1.json"),
+                         (DEMO_CONTENT_LOAD_NAME, DEMO_CONTENT_PATH)]  # fmt: skip
+
+
+def _conference_values(row: dict) -> dict:
+    values = dict(row)
+    values.pop("slug")
+    # Version 1 had one flag for all headline figures; migration 0002 turned it into this list.
+    if "figures_are_minimums" in values:
+        flag = values.pop("figures_are_minimums")
+        values["minimum_figures"] = list(Conference.HEADLINE_FIGURES) if flag else []
+    values["starts_on"] = date.fromisoformat(values["starts_on"])
+    values["ends_on"] = date.fromisoformat(values["ends_on"])
+    return values
+
+
+def _hardware_values(row: dict) -> dict:
+    values = dict(row)
+    values.pop("slug")
+    for key in ("memory_bandwidth_tb_s", "bf16_tflops", "fp8_tflops", "hourly_price_usd"):
+        if key in values:
+            values[key] = _decimal(values[key])
+    return values
+
+
+def _ai_system_values(row: dict, hardware: dict, exhibitors: dict) -> dict:
+    values = {key: value for key, value in row.items() if key not in ("slug", "sources", "claims")}
+    values["hardware"] = hardware.get(values["hardware"]) if values.get("hardware") else None
+    values["exhibitor"] = exhibitors.get(values["exhibitor"]) if values.get("exhibitor") else None
+    values["released_on"] = date.fromisoformat(values["released_on"])
+    for key in ("parameters_billions", "parameters_active_billions", "training_cost_low_usd", "training_cost_high_usd"):
+        if key in values:
+            values[key] = _decimal(values[key])
+    return values
+
+
+def _claim_values(row: dict, hardware: dict) -> dict:
+    values = {key: value for key, value in row.items() if key != "claimant"}
+    values["hardware"] = hardware.get(values["hardware"]) if values.get("hardware") else None
+    for key in ("cost_usd", "rival_cost_low_usd", "rival_cost_high_usd"):
+        values[key] = _decimal(values[key])
+    return values
+
+
+def _source_values(row: dict, position: int) -> dict:
+    values = {"url": row["url"], "figures": row["figures"], "position": position}
+    if "publisher" in row:
+        values["publisher"] = row["publisher"]
+    return values
+
+
+def demo_content_load(*, path: Path = DEMO_CONTENT_PATH, force: bool = False) -> LoadReport:
+    """Load the conference, hardware, AI systems with sources, and the example exhibits, start-ups and pitches.
+
+    The first run creates every row. Later runs change nothing, so staff edits and deletions survive restarts;
+    `force` brings back deleted demo rows (existing rows are still left as staff edited them). When the demo
+    content has a new version (corrected figures, new fields), the next run upgrades: rows new in this version are
+    created, and a demo row's field is corrected only if it still holds what the previous version loaded.
     """
     with transaction.atomic():
-        if ContentLoad.objects.filter(name=DEMO_CONTENT_LOAD_NAME).exists() and not force:
+        loaded_names = set(ContentLoad.objects.values_list("name", flat=True))
+        if DEMO_CONTENT_LOAD_NAME in loaded_names and not force:
             return LoadReport(loaded=False, created={})
+        previous = None
+        if DEMO_CONTENT_LOAD_NAME not in loaded_names:
+            older = [version_path for name, version_path in DEMO_CONTENT_VERSIONS[:-1] if name in loaded_names]
+            if older:
+                previous = json.loads(older[-1].read_text(encoding="utf-8"))
         content = json.loads(path.read_text(encoding="utf-8"))
-        created = {name: 0 for name in ("conferences", "hardware", "AI systems", "sources", "claims", "categories",
-                                        "exhibitors", "products", "start-ups", "investors", "pitches")}  # fmt: skip
+        loader = _Loader(previous=previous, force=force)
+        loader.created = {name: 0 for name in ("conferences", "hardware", "AI systems", "sources", "claims",
+                                               "categories", "exhibitors", "products", "start-ups", "investors",
+                                               "pitches")}  # fmt: skip
         published = {"status": Status.PUBLISHED}
+        before = previous or {}
 
-        conference = dict(content["conference"])
-        conference["starts_on"] = date.fromisoformat(conference["starts_on"])
-        conference["ends_on"] = date.fromisoformat(conference["ends_on"])
-        _, made = Conference.objects.get_or_create(slug=conference.pop("slug"), defaults={**conference, **published})
-        created["conferences"] += made
+        def previous_row(section: str, key: str, value: str) -> dict | None:
+            return next((row for row in before.get(section, []) if row.get(key) == value), None)
 
-        hardware_by_slug = {}
+        conference = content["conference"]
+        old_conference = (
+            before.get("conference") if before.get("conference", {}).get("slug") == conference["slug"] else None
+        )
+        loader.sync(Conference, label="conferences", lookup={"slug": conference["slug"]},
+                    values=_conference_values(conference),
+                    old=_conference_values(old_conference) if old_conference else None,
+                    create_extra=published)  # fmt: skip
+
         for row in content["hardware"]:
-            row = dict(row)
-            for key in ("memory_bandwidth_tb_s", "bf16_tflops", "hourly_price_usd"):
-                row[key] = _decimal(row[key])
-            hardware, made = Hardware.objects.get_or_create(slug=row.pop("slug"), defaults={**row, **published})
-            hardware_by_slug[hardware.slug] = hardware
-            created["hardware"] += made
+            old = previous_row("hardware", "slug", row["slug"])
+            loader.sync(Hardware, label="hardware", lookup={"slug": row["slug"]}, values=_hardware_values(row),
+                        old=_hardware_values(old) if old else None, create_extra=published)  # fmt: skip
+        hardware_by_slug = {h.slug: h for h in Hardware.objects.all()}
 
         categories = {}
         for row in content["categories"]:
-            category, made = Category.objects.get_or_create(slug=row["slug"], defaults={"name": row["name"]})
-            categories[category.slug] = category
-            created["categories"] += made
+            category = Category.objects.filter(slug=row["slug"]).first()
+            if category is None and loader.may_create(known_before=previous_row("categories", "slug", row["slug"])
+                                                      is not None):  # fmt: skip
+                category = Category.objects.create(slug=row["slug"], name=row["name"])
+                loader.created["categories"] += 1
+            if category is not None:
+                categories[category.slug] = category
 
-        exhibitors = {}
         for row in content["exhibitors"]:
             row = dict(row)
             products = row.pop("products")
             category_slugs = row.pop("categories")
-            exhibitor, made = Exhibitor.objects.get_or_create(
-                slug=row.pop("slug"), defaults={"is_example": True, **row, **published}
-            )
-            exhibitors[exhibitor.slug] = exhibitor
-            if made:
-                exhibitor.categories.set([categories[slug] for slug in category_slugs])
-                created["exhibitors"] += 1
+            slug = row.pop("slug")
+            exhibitor = Exhibitor.objects.filter(slug=slug).first()
+            old = previous_row("exhibitors", "slug", slug)
+            if exhibitor is None and loader.may_create(known_before=old is not None):
+                exhibitor = Exhibitor.objects.create(slug=slug, **{"is_example": True, **row, **published})
+                exhibitor.categories.set([categories[c] for c in category_slugs if c in categories])
+                loader.created["exhibitors"] += 1
+            if exhibitor is None:
+                continue
+            old_products = {p["slug"] for p in (old or {}).get("products", [])}
             for position, product_row in enumerate(products):
                 product_row = dict(product_row)
-                _, made = Product.objects.get_or_create(
-                    exhibitor=exhibitor,
-                    slug=product_row.pop("slug"),
-                    defaults={**product_row, **published, "is_example": exhibitor.is_example, "position": position},
-                )
-                created["products"] += made
+                product_slug = product_row.pop("slug")
+                if Product.objects.filter(exhibitor=exhibitor, slug=product_slug).exists():
+                    continue
+                if not loader.may_create(known_before=product_slug in old_products):
+                    continue
+                Product.objects.create(exhibitor=exhibitor, slug=product_slug, **product_row, **published,
+                                       is_example=exhibitor.is_example, position=position)  # fmt: skip
+                loader.created["products"] += 1
+        exhibitors = {e.slug: e for e in Exhibitor.objects.filter(slug__in=[r["slug"] for r in content["exhibitors"]])}
 
         for row in content["ai_systems"]:
-            row = dict(row)
-            sources = row.pop("sources")
-            claims = row.pop("claims", [])
-            row["hardware"] = hardware_by_slug.get(row["hardware"]) if row.get("hardware") else None
-            row["exhibitor"] = exhibitors.get(row["exhibitor"]) if row.get("exhibitor") else None
-            row["released_on"] = date.fromisoformat(row["released_on"])
-            for key in ("parameters_billions", "training_cost_low_usd", "training_cost_high_usd"):
-                row[key] = _decimal(row[key])
-            system, made = AISystem.objects.get_or_create(slug=row.pop("slug"), defaults={**row, **published})
-            created["AI systems"] += made
-            for position, source_row in enumerate(sources):
-                _, made = Source.objects.get_or_create(
-                    ai_system=system,
-                    title=source_row["title"],
-                    defaults={"url": source_row["url"], "figures": source_row["figures"], "position": position},
-                )
-                created["sources"] += made
-            for claim_row in claims:
-                claim_row = dict(claim_row)
-                claim_row["hardware"] = hardware_by_slug.get(claim_row["hardware"])
-                for key in ("cost_usd", "rival_cost_low_usd", "rival_cost_high_usd"):
-                    claim_row[key] = _decimal(claim_row[key])
-                _, made = Claim.objects.get_or_create(
-                    ai_system=system, claimant=claim_row.pop("claimant"), defaults={**claim_row, **published}
-                )
-                created["claims"] += made
+            old = previous_row("ai_systems", "slug", row["slug"])
+            system = loader.sync(AISystem, label="AI systems", lookup={"slug": row["slug"]},
+                                 values=_ai_system_values(row, hardware_by_slug, exhibitors),
+                                 old=_ai_system_values(old, hardware_by_slug, exhibitors) if old else None,
+                                 create_extra=published)  # fmt: skip
+            if system is None:
+                continue
+            old_sources = (old or {}).get("sources", [])
+            for position, source_row in enumerate(row["sources"]):
+                old_source = next((s for s in old_sources if s["title"] == source_row["title"]), None)
+                old_position = old_sources.index(old_source) if old_source else 0
+                loader.sync(Source, label="sources", lookup={"ai_system": system, "title": source_row["title"]},
+                            values=_source_values(source_row, position),
+                            old=_source_values(old_source, old_position) if old_source else None,
+                            create_extra={})  # fmt: skip
+            old_claims = (old or {}).get("claims", [])
+            for claim_row in row.get("claims", []):
+                old_claim = next((c for c in old_claims if c["claimant"] == claim_row["claimant"]), None)
+                loader.sync(Claim, label="claims", lookup={"ai_system": system, "claimant": claim_row["claimant"]},
+                            values=_claim_values(claim_row, hardware_by_slug),
+                            old=_claim_values(old_claim, hardware_by_slug) if old_claim else None,
+                            create_extra=published)  # fmt: skip
 
         startups = {}
         for row in content["startups"]:
             row = dict(row)
-            startup, made = Startup.objects.get_or_create(
-                slug=row.pop("slug"), defaults={"is_example": True, **row, **published}
-            )
-            startups[startup.slug] = startup
-            created["start-ups"] += made
+            slug = row.pop("slug")
+            startup = Startup.objects.filter(slug=slug).first()
+            if startup is None and loader.may_create(known_before=previous_row("startups", "slug", slug) is not None):
+                startup = Startup.objects.create(slug=slug, **{"is_example": True, **row, **published})
+                loader.created["start-ups"] += 1
+            if startup is not None:
+                startups[slug] = startup
         investors = {}
         for row in content["investors"]:
             row = dict(row)
-            investor, made = Investor.objects.get_or_create(
-                slug=row.pop("slug"), defaults={"is_example": True, **row, **published}
-            )
-            investors[investor.slug] = investor
-            created["investors"] += made
+            slug = row.pop("slug")
+            investor = Investor.objects.filter(slug=slug).first()
+            if investor is None and loader.may_create(known_before=previous_row("investors", "slug", slug) is not None):
+                investor = Investor.objects.create(slug=slug, **{"is_example": True, **row, **published})
+                loader.created["investors"] += 1
+            if investor is not None:
+                investors[slug] = investor
         for row in content["pitches"]:
-            pitch, made = Pitch.objects.get_or_create(
-                startup=startups[row["startup"]],
-                starts_at=datetime.fromisoformat(row["starts_at"]),
-                defaults={"title": row["title"], "duration_minutes": row["duration_minutes"], "room": row["room"],
-                          "state": row["state"], "is_example": True, **published},
-            )  # fmt: skip
-            if made:
-                pitch.investors.set([investors[slug] for slug in row["investors"]])
-                created["pitches"] += 1
+            if row["startup"] not in startups:
+                continue
+            starts_at = datetime.fromisoformat(row["starts_at"])
+            if Pitch.objects.filter(startup=startups[row["startup"]], starts_at=starts_at).exists():
+                continue
+            if not loader.may_create(known_before=previous_row("pitches", "key", row["key"]) is not None):
+                continue
+            pitch = Pitch.objects.create(startup=startups[row["startup"]], starts_at=starts_at, title=row["title"],
+                                         duration_minutes=row["duration_minutes"], room=row["room"],
+                                         state=row["state"], is_example=True, **published)  # fmt: skip
+            pitch.investors.set([investors[slug] for slug in row["investors"] if slug in investors])
+            loader.created["pitches"] += 1
 
-        ContentLoad.objects.get_or_create(name=DEMO_CONTENT_LOAD_NAME)
-    return LoadReport(loaded=True, created=created)
+        for name, _version_path in DEMO_CONTENT_VERSIONS:
+            ContentLoad.objects.get_or_create(name=name)
+    return LoadReport(loaded=True, created=loader.created, updated=loader.updated)
 
 
 COUNTRIES_FOR_VOLUME = ["China", "France", "Germany", "Japan", "Singapore", "United States", "United Kingdom",

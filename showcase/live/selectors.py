@@ -2,10 +2,15 @@
 
 Everything a visitor compares is computed here, in `Decimal`, from the published exhibit content:
 
-- cost at a price: chip-hours × hourly price (the DeepSeek-V3 report's own method);
-- chip-hours from training compute, where a system disclosed no GPU-hours: compute ÷ (chip's peak BF16 FLOP/s ×
-  utilisation) ÷ 3600;
-- ratios of two systems' figures, ranges against ranges (low ÷ other's high … high ÷ other's low);
+- cost at a price: chip-hours × hourly price (the DeepSeek-V3 report's own method), one price for every chip or
+  each chip at its own record's price; every cost ratio the page shows is computed on one such basis for both
+  systems, and reported costs (priced by different people at different rates) are flagged when compared;
+- chip-hours from training compute, where a system disclosed no GPU-hours: compute ÷ (chip's peak FLOP/s in the
+  run's precision × utilisation) ÷ 3600;
+- utilisation implied by compute and chip-hours, against the peak of the precision the run was trained in (FP8
+  for DeepSeek-V3, BF16 where stated or unknown);
+- ratios of two systems' figures, ranges against ranges (low ÷ other's high … high ÷ other's low), each with a
+  verdict: like with like, or why not;
 - cost per unit of compute, in USD per 10²¹ FLOP;
 - what serving the demo costs: the machines' hourly price ÷ the tokens they generate in an hour.
 
@@ -26,7 +31,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from showcase.exhibits import selectors as exhibit_selectors
-from showcase.exhibits.models import AISystem, Claim, Figure, Hardware
+from showcase.exhibits.models import AISystem, Claim, Figure, Hardware, Precision
 from showcase.exhibits.selectors import FigureRow, training_cost_at_price
 
 SECONDS_PER_HOUR = Decimal(3600)
@@ -40,17 +45,29 @@ DEFAULT_PRICE_USD = Decimal("2.00")
 DEFAULT_UTILISATION_PERCENT = 40
 
 
+class PriceMode:
+    """How the calculator prices a chip-hour: one price for every chip, or each chip at its own record's price."""
+
+    ONE = "one"
+    PER_CHIP = "chip"
+
+
 @dataclass(frozen=True)
 class CostSettings:
-    """The calculator's settings, as the URL carries them (`?price=2.00&util=40&hw=nvidia-h800-sxm`)."""
+    """The calculator's settings, as the URL carries them (`?price=2.00&util=40&hw=nvidia-h800-sxm&mode=chip`)."""
 
     hourly_price_usd: Decimal
     utilisation_percent: int
     hardware_slug: str = ""
+    price_mode: str = PriceMode.ONE
 
     @property
     def utilisation(self) -> Decimal:
         return Decimal(self.utilisation_percent) / 100
+
+    @property
+    def per_chip(self) -> bool:
+        return self.price_mode == PriceMode.PER_CHIP
 
 
 Range = tuple[Decimal, Decimal]
@@ -67,8 +84,8 @@ def chip_hours_from_compute(*, training_compute_flop: float, peak_tflops: Decima
 
 
 def implied_utilisation(*, training_compute_flop: float, gpu_hours: int, peak_tflops: Decimal) -> Decimal:
-    """The fraction of the chips' peak the run used, from its compute and chip-hours (3.3e24 over 2.788M H800-hours:
-    about 33 %)."""
+    """The fraction of the chips' peak the run used, from its compute and chip-hours (3.3e24 FLOP over 2.788M
+    H800-hours: 16.6 % of the FP8 peak the run was trained in, 33.2 % of the BF16 peak)."""
     return Decimal(repr(training_compute_flop)) / (Decimal(gpu_hours) * SECONDS_PER_HOUR * peak_tflops * TERA)
 
 
@@ -119,9 +136,10 @@ def _decimal(value: Decimal | int | float) -> Decimal:
 def cost_settings_from_query(
     *, query: Mapping[str, str], hardware: list[Hardware], default_price: Decimal
 ) -> CostSettings:
-    """Read `price`, `util` and `hw` from the URL; values out of range or malformed fall back to the defaults.
+    """Read `price`, `util`, `hw` and `mode` from the URL; values out of range or malformed fall back to the defaults.
 
-    A hardware record without an explicit price sets the price to that record's hourly price.
+    A hardware record without an explicit price sets the price to that record's hourly price. `mode=chip` prices
+    each system's chip-hours at its own chip's price (the one price then only serves systems without a chip).
     """
     by_slug = {record.slug: record for record in hardware}
     hardware_slug = query.get("hw", "") if query.get("hw", "") in by_slug else ""
@@ -140,7 +158,9 @@ def cost_settings_from_query(
             utilisation = DEFAULT_UTILISATION_PERCENT
     except ValueError:
         utilisation = DEFAULT_UTILISATION_PERCENT
-    return CostSettings(hourly_price_usd=price, utilisation_percent=utilisation, hardware_slug=hardware_slug)
+    mode = PriceMode.PER_CHIP if query.get("mode") == PriceMode.PER_CHIP else PriceMode.ONE
+    return CostSettings(hourly_price_usd=price, utilisation_percent=utilisation, hardware_slug=hardware_slug,
+                        price_mode=mode)  # fmt: skip
 
 
 # --- the comparison -------------------------------------------------------------------------------------------
@@ -160,12 +180,36 @@ class SystemComparison:
     # Chip-hours the calculator prices: the disclosed/estimated GPU-hours, else derived from compute at 100 %.
     chip_hours: Decimal | None
     chip_hours_at_full_utilisation: Decimal | None
+    # The precision whose peak the utilisation and the chip-hours from compute use ("fp8", "bf16", "fp16", or
+    # "16bit" when the developer did not state it: the chip's 16-bit peak is then assumed).
+    peak_precision: str = ""
+    precision_stated: bool = False
+    peak_tflops: Decimal | None = None
     cost_at_price: Decimal | None = None
     cost_basis: str = ""
+    price_usd: Decimal | None = None
+    price_is_chips_own: bool = False
+    cost_per_zettaflop_at_price: Decimal | None = None
 
     @property
     def slug(self) -> str:
         return self.system.slug
+
+    @property
+    def parameters_active(self) -> Decimal | None:
+        """The parameters a token uses: the active ones of a mixture of experts, all of a dense model's."""
+        if self.system.parameters_active_billions is not None:
+            return self.system.parameters_active_billions
+        return self.system.parameters_billions
+
+    @property
+    def is_mixture_of_experts(self) -> bool:
+        return self.system.parameters_active_billions is not None
+
+    @property
+    def reported_cost_per_compute_overstated(self) -> bool:
+        """The reported cost covers more than the compute (BLOOM's preliminary experiments): its ratio overstates."""
+        return self.system.cost_covers_more_than_compute and self.cost_per_zettaflop is not None
 
 
 @dataclass
@@ -178,6 +222,32 @@ class ClaimComparison:
     rivals_cost: Range | None
     rivals_chips: tuple[int, int] | None
     claimed_over_sourced_cost: Decimal | None
+    # The rivals and the subject priced at the calculator's one basis: like with like, unlike the reported range.
+    rivals_cost_at_price: Range | None = None
+    rivals_reported_bases: list[str] = field(default_factory=list)
+
+    @property
+    def claim_hardware(self) -> Hardware | None:
+        return self.claim.hardware
+
+
+class Verdict:
+    """Whether a head-to-head ratio compares like with like; the page shows it beside every ratio."""
+
+    LIKE = "like"  # the same figure on the same basis
+    BASES_DIFFER = "bases_differ"  # two reported costs priced by different people at different rates
+    TOTAL_VS_DENSE = "total_vs_dense"  # a mixture of experts' total parameters against a dense model's
+    SCOPE_DIFFERS = "scope_differs"  # a cost that covers more than the compute it is divided by
+    ASSUMED_UTILISATION = "assumed_utilisation"  # one side's chip-hours come from compute at the assumed utilisation
+
+
+VERDICT_LABELS = {
+    Verdict.LIKE: _("like with like"),
+    Verdict.BASES_DIFFER: _("bases differ"),
+    Verdict.TOTAL_VS_DENSE: _("total against dense: see active parameters"),
+    Verdict.SCOPE_DIFFERS: _("scopes differ: overstated"),
+    Verdict.ASSUMED_UTILISATION: _("hours from compute at the assumed utilisation"),
+}
 
 
 @dataclass
@@ -185,6 +255,19 @@ class RatioRow:
     key: str
     label: str
     ratio: Range | None
+    verdict: str = Verdict.LIKE
+    a_value: object = None
+    b_value: object = None
+    a_basis: str = ""
+    b_basis: str = ""
+
+    @property
+    def verdict_label(self) -> str:
+        return str(VERDICT_LABELS[self.verdict])
+
+    @property
+    def like_with_like(self) -> bool:
+        return self.verdict == Verdict.LIKE
 
 
 @dataclass
@@ -194,6 +277,9 @@ class HeadToHead:
     a: SystemComparison
     b: SystemComparison
     rows: list[RatioRow]
+
+    def row(self, key: str) -> RatioRow | None:
+        return next((row for row in self.rows if row.key == key), None)
 
 
 @dataclass
@@ -214,10 +300,26 @@ def _cost_range(system: AISystem) -> Range | None:
     return (low if low is not None else high, high if high is not None else low)
 
 
+SIXTEEN_BIT = "16bit"
+
+
+def _peak(hardware: Hardware | None, precision: str) -> tuple[str, Decimal | None]:
+    """The peak a run in `precision` is measured against, and that peak's precision. A run without a stated
+    precision, or in FP8 on a chip without FP8, is measured against the chip's 16-bit peak."""
+    if hardware is None:
+        return "", None
+    if precision == Precision.FP8 and hardware.fp8_tflops:
+        return Precision.FP8, hardware.fp8_tflops
+    # The chip's 16-bit peak is BF16, or FP16 on a chip without BF16 (the V100): say which only when the run's
+    # precision was stated.
+    sixteen_bit = precision if precision in (Precision.BF16, Precision.FP16) else SIXTEEN_BIT
+    return sixteen_bit, hardware.bf16_tflops or None
+
+
 def system_comparison(*, system: AISystem, highlighted: bool) -> SystemComparison:
     """The derived figures of one system (`system` comes from exhibits' `ai_system_list`, with `figure_rows`)."""
     hardware = system.hardware if system.hardware is not None and system.hardware.is_published else None
-    peak = hardware.bf16_tflops if hardware is not None and hardware.bf16_tflops else None
+    peak_precision, peak = _peak(hardware, system.training_precision)
     cost = _cost_range(system)
     compute = system.training_compute_flop
     full_utilisation_hours = None
@@ -238,61 +340,109 @@ def system_comparison(*, system: AISystem, highlighted: bool) -> SystemCompariso
         ),
         chip_hours=Decimal(system.gpu_hours) if system.gpu_hours else None,
         chip_hours_at_full_utilisation=full_utilisation_hours,
+        peak_precision=peak_precision,
+        precision_stated=bool(system.training_precision),
+        peak_tflops=peak,
     )
 
 
 def cost_at_price_apply(*, comparison: SystemComparison, cost_settings: CostSettings) -> SystemComparison:
-    """Price the run at the calculator's settings: its chip-hours if known, else derived from compute."""
+    """Price the run at the calculator's settings: its chip-hours if known, else derived from compute. In per-chip
+    mode each chip-hour costs that chip's own hourly price; a system without a chip record takes the one price."""
+    price = cost_settings.hourly_price_usd
+    comparison.price_is_chips_own = False
+    if cost_settings.per_chip and comparison.hardware is not None:
+        price, comparison.price_is_chips_own = comparison.hardware.hourly_price_usd, True
+    comparison.price_usd = price
     if comparison.chip_hours is not None:
         comparison.cost_at_price = training_cost_at_price(gpu_hours=int(comparison.chip_hours),
-                                                          hourly_price_usd=cost_settings.hourly_price_usd)  # fmt: skip
+                                                          hourly_price_usd=price)  # fmt: skip
         comparison.cost_basis = "gpu_hours"
     elif comparison.chip_hours_at_full_utilisation is not None:
         hours = comparison.chip_hours_at_full_utilisation / cost_settings.utilisation
-        comparison.cost_at_price = hours * cost_settings.hourly_price_usd
+        comparison.cost_at_price = hours * price
         comparison.cost_basis = "compute"
     else:
         comparison.cost_at_price, comparison.cost_basis = None, ""
+    compute = comparison.system.training_compute_flop if comparison.system is not None else None
+    comparison.cost_per_zettaflop_at_price = (
+        comparison.cost_at_price / (Decimal(repr(compute)) / ZETTAFLOP)
+        if comparison.cost_at_price is not None and compute
+        else None
+    )
     return comparison
 
 
-RATIO_FIGURES = [
-    ("parameters", _("Parameters")),
-    (Figure.CHIPS.value, _("Chips")),
-    (Figure.GPU_HOURS.value, _("GPU-hours")),
-    (Figure.TRAINING_COMPUTE.value, _("Training compute")),
-    (Figure.TRAINING_COST.value, _("Training cost")),
-    ("cost_per_zettaflop", _("Cost per unit of compute")),
-]
+def _single(value) -> Range | None:
+    return None if value is None else (value, value)
 
 
-def _ratio_range(key: str, a: SystemComparison, b: SystemComparison) -> Range | None:
-    if key in ("training_cost", "cost_per_zettaflop"):
-        a_range, b_range = (a.cost, b.cost) if key == "training_cost" else (a.cost_per_zettaflop, b.cost_per_zettaflop)
-        return range_ratio(numerator=b_range, denominator=a_range) if a_range and b_range else None
-    attribute = {"parameters": "parameters_billions", "chips": "chip_count", "gpu_hours": "gpu_hours",
-                 "training_compute": "training_compute_flop"}[key]  # fmt: skip
-    single = ratio(numerator=getattr(b.system, attribute), denominator=getattr(a.system, attribute))
-    return None if single is None else (single, single)
+def _ratio_row(key: str, label, a_value, b_value, *, verdict: str = Verdict.LIKE, a_basis: str = "",
+               b_basis: str = "") -> RatioRow:  # fmt: skip
+    if isinstance(a_value, tuple) or isinstance(b_value, tuple):
+        a_range = a_value if isinstance(a_value, tuple) else _single(a_value)
+        b_range = b_value if isinstance(b_value, tuple) else _single(b_value)
+        value = range_ratio(numerator=b_range, denominator=a_range) if a_range and b_range else None
+    else:
+        single = ratio(numerator=b_value, denominator=a_value)
+        value = _single(single)
+    return RatioRow(key=key, label=str(label), ratio=value, verdict=verdict, a_value=a_value, b_value=b_value,
+                    a_basis=a_basis, b_basis=b_basis)  # fmt: skip
 
 
 def head_to_head(*, a: SystemComparison, b: SystemComparison) -> HeadToHead:
-    return HeadToHead(
-        a=a, b=b, rows=[RatioRow(key, str(label), _ratio_range(key, a, b)) for key, label in RATIO_FIGURES]
-    )
+    """The ratios of two systems, each with its verdict. Costs come twice: at the calculator's one price basis
+    (like with like: the 11.06× of DeepSeek-V3 against Llama 3.1 405B), and as reported, where the two figures
+    were priced by different people at different rates (30.49×, flagged "bases differ")."""
+    mixture = a.is_mixture_of_experts or b.is_mixture_of_experts
+    rows = [
+        _ratio_row("parameters", _("Parameters (total)"), a.system.parameters_billions, b.system.parameters_billions,
+                   verdict=Verdict.TOTAL_VS_DENSE if mixture and not (a.is_mixture_of_experts and
+                                                                     b.is_mixture_of_experts) else Verdict.LIKE),
+    ]  # fmt: skip
+    if mixture:
+        rows.append(_ratio_row("parameters_active", _("Parameters active per token"), a.parameters_active,
+                               b.parameters_active))  # fmt: skip
+    rows += [
+        _ratio_row(Figure.CHIPS.value, _("Chips"), a.system.chip_count, b.system.chip_count),
+        _ratio_row(Figure.GPU_HOURS.value, _("GPU-hours"), a.system.gpu_hours, b.system.gpu_hours),
+        _ratio_row(Figure.TRAINING_COMPUTE.value, _("Training compute"), a.system.training_compute_flop,
+                   b.system.training_compute_flop),
+    ]  # fmt: skip
+    at_price_verdict = Verdict.ASSUMED_UTILISATION if "compute" in (a.cost_basis, b.cost_basis) else Verdict.LIKE
+    rows.append(_ratio_row("cost_at_price", _("Training cost at your price"), a.cost_at_price, b.cost_at_price,
+                           verdict=at_price_verdict))  # fmt: skip
+    rows.append(_ratio_row("cost_per_zettaflop_at_price", _("Cost per 10²¹ FLOP at your price"),
+                           a.cost_per_zettaflop_at_price, b.cost_per_zettaflop_at_price,
+                           verdict=at_price_verdict))  # fmt: skip
+    same_basis = bool(a.system.training_cost_basis) and a.system.training_cost_basis == b.system.training_cost_basis
+    reported_verdict = Verdict.LIKE if same_basis else Verdict.BASES_DIFFER
+    rows.append(_ratio_row(Figure.TRAINING_COST.value, _("Training cost as reported"), a.cost, b.cost,
+                           verdict=reported_verdict, a_basis=a.system.training_cost_basis,
+                           b_basis=b.system.training_cost_basis))  # fmt: skip
+    overstated = a.reported_cost_per_compute_overstated or b.reported_cost_per_compute_overstated
+    rows.append(_ratio_row("cost_per_zettaflop", _("Cost per 10²¹ FLOP as reported"), a.cost_per_zettaflop,
+                           b.cost_per_zettaflop,
+                           verdict=Verdict.SCOPE_DIFFERS if overstated else reported_verdict,
+                           a_basis=a.system.training_cost_basis, b_basis=b.system.training_cost_basis))  # fmt: skip
+    return HeadToHead(a=a, b=b, rows=rows)
 
 
 def claim_comparison(*, claim: Claim, subject: SystemComparison, systems: list[SystemComparison]) -> ClaimComparison:
     """The claim beside the sources. Rivals are the other systems in the table trained with at least as much
-    compute as the claim's system: the "frontier" the claim compares itself with."""
+    compute as the claim's system: the "frontier" the claim compares itself with. Their costs come at the
+    calculator's price basis (like with like with the subject's) and as reported (different bases)."""
     compute = subject.system.training_compute_flop
     rivals = [
         other for other in systems
         if other is not subject and compute and (other.system.training_compute_flop or 0) >= compute
     ]  # fmt: skip
     costs = [other.cost for other in rivals if other.cost]
+    at_price = [other.cost_at_price for other in rivals if other.cost_at_price is not None]
     chips = [other.system.chip_count for other in rivals if other.system.chip_count]
     sourced = subject.cost
+    bases = sorted({other.system.training_cost_basis for other in rivals if other.cost and
+                    other.system.training_cost_basis})  # fmt: skip
     return ClaimComparison(
         claim=claim,
         subject=subject,
@@ -304,6 +454,8 @@ def claim_comparison(*, claim: Claim, subject: SystemComparison, systems: list[S
             if claim.cost_usd is not None and sourced
             else None
         ),
+        rivals_cost_at_price=(min(at_price), max(at_price)) if at_price else None,
+        rivals_reported_bases=bases,
     )
 
 
@@ -316,14 +468,16 @@ def _range_floats(value: Range | None) -> list[float] | None:
 
 
 def _browser_data(page: ComparisonPage) -> dict:
-    """What compare.js needs to recompute costs without a round trip: per-system chip-hours and sourced ranges, the
-    hardware prices and the settings. Plain numbers; the browser formats them for the visitor's language."""
+    """What compare.js needs to recompute costs without a round trip: per-system chip-hours, chip prices and sourced
+    ranges, the hardware prices and the settings. Plain numbers; the browser formats them for the visitor's
+    language."""
     systems = page.systems
     return {
         "settings": {
             "price": float(page.settings.hourly_price_usd),
             "util": page.settings.utilisation_percent,
             "hw": page.settings.hardware_slug,
+            "mode": page.settings.price_mode,
             "a": page.pair[0],
             "b": page.pair[1],
         },
@@ -338,10 +492,20 @@ def _browser_data(page: ComparisonPage) -> dict:
                 "cost": _range_floats(s.cost),
                 "chip_hours": _float(s.chip_hours),
                 "chip_hours_at_full_utilisation": _float(s.chip_hours_at_full_utilisation),
+                "chip_price": _float(s.hardware.hourly_price_usd) if s.hardware is not None else None,
+                "chip_name": s.hardware.name if s.hardware is not None else "",
+                "compute": s.system.training_compute_flop,
             }
             for s in systems
         ],
     }
+
+
+def _without_drafts(claim: Claim) -> Claim:
+    """A claim's chip type may be a draft hardware record: the public page must not name it."""
+    if claim.hardware is not None and not claim.hardware.is_published:
+        claim.hardware = None
+    return claim
 
 
 def comparison_page(*, query: Mapping[str, str]) -> ComparisonPage:
@@ -363,9 +527,13 @@ def comparison_page(*, query: Mapping[str, str]) -> ComparisonPage:
     for comparison in comparisons:
         cost_at_price_apply(comparison=comparison, cost_settings=cost_settings)
     claims = [
-        claim_comparison(claim=claim, subject=by_slug[claim.ai_system.slug], systems=comparisons)
+        claim_comparison(claim=_without_drafts(claim), subject=by_slug[claim.ai_system.slug], systems=comparisons)
         for claim in Claim.objects.published().filter(ai_system__slug__in=slugs).select_related("ai_system", "hardware")
     ]
+    for item in claims:
+        # The table's copy of the claim's system, whose draft chip or exhibitor the selector already dropped: the
+        # copy select_related loaded would still reach them.
+        item.claim.ai_system = item.subject.system
     pair_ready = a_slug in by_slug and b_slug in by_slug and a_slug != b_slug
     page = ComparisonPage(
         systems=comparisons,

@@ -1,9 +1,10 @@
 /* The comparison page (/compare/): the calculator, the chart, the head-to-head picker and the live socket.
  *
  * The server renders every figure (and the same page works without JavaScript). This script only multiplies the
- * chip-hours the server prepared by the visitor's price (chip-hours at full utilisation ÷ utilisation where a system
- * disclosed no GPU-hours), keeps the settings in the URL, and on a `compare` event from /ws/live/ fetches the page
- * again and swaps its live regions in place, so figures stay rendered and sourced by the server.
+ * chip-hours the server prepared by the visitor's price (one price for every chip, or each chip's own price in
+ * per-chip mode; chip-hours at full utilisation ÷ utilisation where a system disclosed no GPU-hours), keeps the
+ * settings in the URL, and fetches the head-to-head and the claim box again from the server when a setting changes
+ * (their ratios and verdicts are the server's), as it does for every region on a `compare` event from /ws/live/.
  * Numbers are formatted with Intl for the page's language (en, fr, zh-hans).
  */
 (function () {
@@ -36,6 +37,13 @@
   const pickA = document.getElementById("pick-a");
   const pickB = document.getElementById("pick-b");
 
+  const modeInputs = Array.from(document.querySelectorAll('input[type=radio][name="mode"]'));
+
+  function priceFor(system) {
+    const own = state.mode === "chip" && system.chip_price !== null;
+    return { usd: own ? system.chip_price : state.price, own: own };
+  }
+
   function costAtPrice(system) {
     let hours = system.chip_hours;
     let fromCompute = false;
@@ -43,12 +51,22 @@
       hours = system.chip_hours_at_full_utilisation / (state.util / 100);
       fromCompute = true;
     }
-    return hours === null ? null : { usd: hours * state.price, fromCompute: fromCompute };
+    const price = priceFor(system);
+    return hours === null ? null : { usd: hours * price.usd, fromCompute: fromCompute, ownPrice: price.own };
+  }
+
+  function smallNote(text) {
+    const element = document.createElement("small");
+    element.className = "figure-note";
+    element.textContent = text;
+    return element;
   }
 
   function renderCosts() {
     const heading = document.getElementById("cost-at-price-heading");
-    if (heading) heading.textContent = fill(label("CostAt"), usdPrice.format(state.price));
+    if (heading) {
+      heading.textContent = state.mode === "chip" ? label("CostAtOwn") : fill(label("CostAt"), usdPrice.format(state.price));
+    }
     for (const system of data.systems) {
       const cell = document.querySelector('[data-cost-at-price="' + system.slug + '"]');
       if (!cell) continue;
@@ -65,12 +83,10 @@
       value.className = "figure-value";
       value.textContent = usdCompact.format(cost.usd);
       cell.append(value);
-      if (cost.fromCompute) {
-        const note = document.createElement("small");
-        note.className = "figure-note";
-        note.textContent = fill(label("FromCompute"), whole.format(state.util) + "%");
-        cell.append(" ", note);
-      }
+      if (cost.fromCompute) cell.append(" ", smallNote(fill(label("FromCompute"), whole.format(state.util) + "%")));
+      if (cost.ownPrice) cell.append(" ", smallNote(fill(label("OwnPrice"), system.chip_name)));
+      const perCompute = document.querySelector('[data-per-compute-at-price="' + system.slug + '"] .figure-value');
+      if (perCompute && system.compute) perCompute.textContent = usdCompact.format(cost.usd / (system.compute / 1e21));
     }
     utilOutput.textContent = whole.format(state.util) + "%";
     updateChart();
@@ -83,7 +99,16 @@
     params.set("price", state.price.toFixed(2));
     params.set("util", String(state.util));
     if (state.hw) params.set("hw", state.hw);
+    if (state.mode === "chip") params.set("mode", "chip");
     return params;
+  }
+
+  // The head-to-head's ratios and verdicts and the claim box are the server's: fetch them again once the visitor
+  // stops moving a control.
+  let settingsTimer = null;
+  function refreshRatiosSoon() {
+    clearTimeout(settingsTimer);
+    settingsTimer = setTimeout(() => refresh(["head-to-head-results", "compare-claims", "price-mode-note"]), 250);
   }
 
   function keepInUrl() {
@@ -99,8 +124,12 @@
       state.hw = "";
       hardwareSelect.value = "";
     }
+    // A price, typed or taken from a chip, is one price for every chip.
+    state.mode = "one";
+    for (const input of modeInputs) input.checked = input.value === "one";
     renderCosts();
     keepInUrl();
+    refreshRatiosSoon();
   }
 
   priceRange.addEventListener("input", () => setPrice(parseFloat(priceRange.value), false));
@@ -109,7 +138,17 @@
     state.util = parseInt(utilInput.value, 10);
     renderCosts();
     keepInUrl();
+    refreshRatiosSoon();
   });
+  for (const input of modeInputs) {
+    input.addEventListener("change", () => {
+      if (!input.checked) return;
+      state.mode = input.value === "chip" ? "chip" : "one";
+      renderCosts();
+      keepInUrl();
+      refreshRatiosSoon();
+    });
+  }
   hardwareSelect.addEventListener("change", () => {
     const record = data.hardware.find((h) => h.slug === hardwareSelect.value);
     state.hw = record ? record.slug : "";
@@ -145,7 +184,7 @@
           backgroundColor: systems.map((s) => (s.highlighted ? ACCENT : SLATE)),
         },
         {
-          label: label("AtPrice"),
+          label: state.mode === "chip" ? label("AtOwnPrice") : label("AtPrice"),
           data: systems.map((s) => { const c = costAtPrice(s); return c === null ? null : c.usd; }),
           backgroundColor: systems.map((s) => (s.highlighted ? "rgba(200,16,46,.35)" : "rgba(91,111,134,.35)")),
           borderColor: systems.map((s) => (s.highlighted ? ACCENT : SLATE)),

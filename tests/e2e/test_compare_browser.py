@@ -69,6 +69,55 @@ def test_moving_the_price_recomputes_every_cost(site, page):
     assert errors == []
 
 
+def test_switching_the_price_mode_changes_the_head_to_heads_basis_and_ratio(site, page):
+    """Switching to "each chip at its own price" re-prices the head-to-head without a reload: its basis label names
+    the chip's own price and its ratio changes (BLOOM's A100 at $1.50 against DeepSeek-V3's H800 at $2: 0.39× →
+    0.29×); the URL keeps the mode, and the shared link opens in that mode."""
+    errors = _watch_console(page)
+    page.goto(site.base_url + "/compare/?a=deepseek-v3&b=bloom")
+    row = page.locator('#head-to-head-results tr[data-ratio="cost_at_price"]')
+    mode_line = page.locator("#head-to-head-results .price-mode")
+    expect(row.locator("td.ratio")).to_have_text("0.39×")  # 1.08M ÷ 2.788M GPU-hours, one price for both
+    expect(row).to_contain_text("its 1.08M GPU-hours × $2.00 per chip-hour")
+    expect(mode_line).to_have_text("Costs at your price: $2.00 per chip-hour for both.")
+    expect(row).to_contain_text("like with like")
+    page.evaluate("window.notReloaded = true")
+
+    page.get_by_label("each chip at its own price").check()
+    expect(row.locator("td.ratio")).to_have_text("0.29×", timeout=3000)  # $1.62M ÷ $5.576M
+    expect(row).to_contain_text("its 1.08M GPU-hours × $1.50 per A100 SXM 80GB-hour, the chip’s own price")
+    expect(mode_line).to_have_text("Costs at your price: each chip at its own price.")
+    assert _cost_cell(page, "bloom").inner_text() == "$1.62M"
+    assert page.locator("#cost-at-price-heading").inner_text() == "Cost at each chip’s own price"
+    assert "mode=chip" in page.url and page.evaluate("window.notReloaded") is True
+
+    page.goto(page.url)
+    expect(row.locator("td.ratio")).to_have_text("0.29×")
+    assert page.get_by_label("each chip at its own price").is_checked()
+    page.locator("#price-range").fill("3")  # a price typed or slid is one price for every chip again
+    expect(row.locator("td.ratio")).to_have_text("0.39×", timeout=3000)
+    assert "mode=chip" not in page.url
+    assert errors == []
+
+
+@pytest.mark.slow
+def test_screenshot_of_the_comparison_shows_which_ratios_compare_like_with_like(site, browser):
+    """The page and its head-to-head, photographed for a reviewer (var/screenshots/compare-h2h.png): ticks on the
+    like-with-like ratios, warnings on the others."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="en-GB")
+    page = context.new_page()
+    try:
+        page.goto(site.base_url + "/compare/")
+        page.screenshot(path=str(SCREENSHOTS / "compare-full.png"), full_page=True)
+        page.locator("#head-to-head").screenshot(path=str(SCREENSHOTS / "compare-h2h.png"))
+        verdicts = page.locator("#head-to-head-results tr.verdict-row")
+        assert verdicts.count() == 9
+        assert page.locator("#head-to-head-results tr.verdict-row-like").count() == 6
+    finally:
+        context.close()
+
+
 def test_french_visitors_read_french_numbers(site, page):
     """The costs the browser computes use the French decimal comma."""
     page.goto(site.base_url + "/fr/compare/")

@@ -20,7 +20,8 @@ def visitor_page(live_stack, browser):
 def test_visitor_walks_from_home_to_a_filtered_exhibitor(live_stack, visitor_page):
     """From the home page a visitor reaches the directory, filters by country and category, and opens an exhibitor."""
     visitor_page.goto(live_stack.base_url + "/")
-    assert "more than 800" in visitor_page.locator(".figure-grid").inner_text()
+    figures = visitor_page.locator(".figure-grid").inner_text()
+    assert "more than 3,000" in figures and "800" in figures and "more than 800" not in figures  # the source's words
     visitor_page.get_by_role("link", name="Browse the exhibitors").click()
     visitor_page.wait_for_url("**/exhibitors/")
     assert visitor_page.locator(".exhibitor-card").count() == 8

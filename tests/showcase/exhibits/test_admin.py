@@ -102,6 +102,7 @@ def test_staff_add_sources_inline_with_the_figures_they_back(staff_client):
         "sources-0-url": "https://example.com/r",
         "sources-0-figures": ["gpu_hours", "chips"],
         "sources-0-position": "0",
+        "sources-0-publisher": "developer",
         "claims-TOTAL_FORMS": "0",
         "claims-INITIAL_FORMS": "0",
         "claims-MIN_NUM_FORMS": "0",
@@ -188,3 +189,21 @@ def test_javascript_website_is_refused(staff_client):
     assert response.status_code == 200
     assert "website" in response.context["adminform"].form.errors
     assert not Category.objects.exists() and not Exhibitor.objects.exists()
+
+
+def test_staff_tick_which_conference_figures_the_source_gives_as_minimums(staff_client, client, demo_content):
+    """The conference form shows one box per headline figure; unticking "products" makes the home page read 3,000
+    instead of "more than 3,000"."""
+    from django.forms.models import model_to_dict
+
+    from showcase.exhibits.models import Conference
+
+    conference = Conference.objects.get()
+    url = f"/admin/exhibits/conference/{conference.pk}/change/"
+    form = staff_client.get(url).content.decode()
+    assert form.count('name="minimum_figures"') == len(Conference.HEADLINE_FIGURES)
+    data = {key: value for key, value in model_to_dict(conference).items() if value is not None and key != "id"}
+    data["minimum_figures"] = [name for name in conference.minimum_figures if name != "products"]
+    assert staff_client.post(url, data).status_code == 302
+    body = client.get("/").content.decode()
+    assert "<strong>3,000</strong>" in body and "more than 1,200" in body

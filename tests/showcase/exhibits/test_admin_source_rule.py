@@ -42,7 +42,7 @@ def test_a_source_that_backs_the_figure_lets_it_publish(staff_client):
     system = _new_system()
     data = _change_form_data(system, status=Status.PUBLISHED, gpu_hours="1000", **{
         "sources-TOTAL_FORMS": "1", "sources-0-title": "Example report", "sources-0-url": "https://example.org/r",
-        "sources-0-figures": ["gpu_hours"], "sources-0-position": "0"})  # fmt: skip
+        "sources-0-figures": ["gpu_hours"], "sources-0-position": "0", "sources-0-publisher": "developer"})  # fmt: skip
     response = staff_client.post(f"/admin/exhibits/aisystem/{system.pk}/change/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
     system.refresh_from_db()
@@ -64,7 +64,8 @@ def test_the_publish_action_skips_unsourced_systems(staff_client):
     unsourced = _new_system(training_compute_flop=1e22)
     sourced = AISystem.objects.create(name="Example-2", slug="example-2", organisation="Example Lab",
                                       released_on="2025-01-01", training_compute_flop=1e22)  # fmt: skip
-    Source.objects.create(ai_system=sourced, title="Example paper", url="https://example.org/p", figures=[])
+    Source.objects.create(ai_system=sourced, title="Example paper", url="https://example.org/p", figures=[],
+                          publisher="third_party")  # the compute is labelled estimated: a third party's  # fmt: skip
     response = staff_client.post("/admin/exhibits/aisystem/", {"action": "publish_selected",
                                  "_selected_action": [unsourced.pk, sourced.pk]}, follow=True)  # fmt: skip
     assert "Example-1: A figure without a source cannot be published. No source backs: Training compute." in (
@@ -80,3 +81,44 @@ def test_the_demo_content_obeys_the_rule(demo_content):
 
     for system in AISystem.objects.published().prefetch_related("sources"):
         assert ai_system_unsourced_figures(system=system, sources=list(system.sources.all())) == [], system.slug
+
+
+def test_publishing_a_computed_cost_labelled_disclosed_is_refused(staff_client):
+    """A cost with a formula (our arithmetic) cannot be published as "disclosed": staff are told the label rule."""
+    system = _new_system()
+    data = _change_form_data(system, status=Status.PUBLISHED, training_cost_low_usd="4000000",
+                             training_cost_kind="disclosed", training_cost_derivation="2M GPU-hours × $2", **{
+        "sources-TOTAL_FORMS": "1", "sources-0-title": "Example report", "sources-0-url": "https://example.org/r",
+        "sources-0-figures": ["training_cost"], "sources-0-position": "0",
+        "sources-0-publisher": "developer"})  # fmt: skip
+    response = staff_client.post(f"/admin/exhibits/aisystem/{system.pk}/change/", data)
+    assert response.status_code == 200
+    assert "derived when a formula is given" in response.content.decode().replace("&#x27;", "'")
+    system.refresh_from_db()
+    assert system.status == Status.DRAFT
+    data["training_cost_kind"] = "derived"
+    assert staff_client.post(f"/admin/exhibits/aisystem/{system.pk}/change/", data).status_code == 302
+
+
+def test_every_demo_figure_follows_the_label_rule(demo_content):
+    """Walking the demo content: every figure is derived exactly when we computed it (a formula is given), disclosed
+    only with the developer's source, estimated only with a third party's; a cost we computed but labelled
+    disclosed is caught."""
+    from showcase.exhibits.models import FigureKind, Hardware
+    from showcase.exhibits.selectors import ai_system_label_problems
+
+    systems = list(AISystem.objects.published().prefetch_related("sources"))
+    assert len(systems) == 10
+    for system in systems:
+        assert ai_system_label_problems(system=system, sources=list(system.sources.all())) == [], system.slug
+    deepseek = next(system for system in systems if system.slug == "deepseek-v3")
+    assert (deepseek.training_cost_kind, deepseek.training_compute_kind) == ("disclosed", "derived")
+    r1 = next(system for system in systems if system.slug == "deepseek-r1")
+    assert r1.training_cost_kind == deepseek.training_cost_kind  # both the developer's own hours × $2
+    deepseek.training_cost_derivation = "2.788M GPU-hours × $2"  # as if we had computed it
+    assert ai_system_label_problems(system=deepseek, sources=list(deepseek.sources.all())) == ["training_cost"]
+    for chip in Hardware.objects.published():
+        kinds = [chip.memory_bandwidth_kind, chip.bf16_tflops_kind, chip.interconnect_kind]
+        kinds += [chip.fp8_tflops_kind] if chip.fp8_tflops else []
+        assert (FigureKind.DERIVED in kinds) == bool(chip.figures_derivation), chip.slug
+        assert chip.source_url, chip.slug

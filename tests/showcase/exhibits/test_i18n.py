@@ -35,9 +35,11 @@ def test_switcher_links_to_the_same_page_in_each_language(client, demo_content):
 
 
 def test_figure_labels_are_translated(client, demo_content):
-    """Disclosed/estimated labels on an AI system page are in the page's language."""
+    """The disclosed, derived and estimated labels on AI system pages are in the page's language."""
     body = client.get("/fr/ai-systems/deepseek-v3/").content.decode()
-    assert "Publié par le développeur" in body and "Estimé" in body
+    assert "Publié par le développeur" in body and "Dérivé" in body  # its compute is our 6·N·D
+    assert "Estimé" in client.get("/fr/ai-systems/gpt-4/").content.decode()
+    assert "推算" in client.get("/zh-hans/ai-systems/deepseek-v3/").content.decode()
 
 
 @pytest.mark.parametrize(

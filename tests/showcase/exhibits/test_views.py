@@ -1,5 +1,7 @@
 """Public exhibit pages: what a visitor sees, what stays hidden, and how much work a page costs."""
 
+import re
+
 import pytest
 
 from showcase.exhibits import services
@@ -15,6 +17,15 @@ def test_home_shows_the_conference_figures_and_featured_exhibits(client, demo_co
     assert "more than 1,200" in body and "more than 70,000" in body
     assert "HP-Walker humanoid" in body
     assert "Shelf Scout" not in body  # not featured
+
+
+def test_home_keeps_the_source_wording_of_each_figure(client, demo_content):
+    """The seed says "plus de 3 000 produits issus de 800 entreprises": the products read "more than 3,000", the
+    companies a plain 800; the source line links to the article."""
+    body = client.get("/").content.decode()
+    assert "more than 3,000" in body
+    assert "<strong>800</strong> <span>companies</span>" in body and "more than 800" not in body
+    assert 'href="https://doitong.com/news/fr-FR/china-s-ai-summit-focuses-on-competing-with-us-technology"' in body
 
 
 def test_home_links_to_the_chat_and_the_directory(client, demo_content):
@@ -102,7 +113,7 @@ def test_deepseek_page_keeps_the_press_claim_apart(client, demo_content):
     """DeepSeek-V3's page shows the sourced $5.576M and, separately, the press claim of about $6M."""
     body = client.get("/ai-systems/deepseek-v3/").content.decode()
     assert "$5.576M" in body and "2.788M" in body
-    assert "As claimed in the press" in body and "about $6M on about 2,000 NVIDIA H800 GPUs" in body
+    assert "As claimed in the press" in body and "about $6M using only 2,000 Nvidia H800 GPUs" in body
     assert "Final training run only" in body
 
 
@@ -136,3 +147,14 @@ def test_pages_run_a_bounded_number_of_queries(client, demo_content, django_asse
         services.product_create(exhibitor=exhibitor, name=f"Extra {index}", status=Status.PUBLISHED, featured=True)
     with django_assert_max_num_queries(8):
         assert client.get(path).status_code == 200
+
+
+def test_hardware_table_shows_fp8_peaks_and_how_derived_figures_were_computed(client, demo_content):
+    """The H800's peaks are marked derived (the H100's datasheet, dense = with sparsity ÷ 2) with the formula; a chip
+    without FP8 says so."""
+    html = client.get("/ai-systems/").content.decode()
+    h800 = re.search(r'<tr id="hardware-nvidia-h800-sxm">.*?</tr>', html, re.S).group(0)
+    assert "1,979 TFLOP/s" in h800 and "badge-derived" in h800
+    assert "NVIDIA published no H800 SXM datasheet" in h800
+    v100 = re.search(r'<tr id="hardware-nvidia-v100-sxm2">.*?</tr>', html, re.S).group(0)
+    assert "no FP8" in v100 and "badge-derived" not in v100
