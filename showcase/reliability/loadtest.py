@@ -208,8 +208,12 @@ def main(argv: list[str] | None = None) -> int:
                 base_url, web_pid = args.url.rstrip("/"), args.web_pid
             else:
                 print("starting a throw-away site (private Redis, 800 exhibitors)…", flush=True)
+                # Every socket comes from 127.0.0.1, as a booth's visitors behind one NAT do: the site is set up
+                # the way the README tells such a booth to, with room for every chat at once from one address.
+                limits = {"CHAT_MAX_QUEUED": str(max(64, args.chats)),
+                          "CHAT_MAX_IN_FLIGHT_PER_ADDRESS": str(max(8, args.chats))}  # fmt: skip
                 site = TemporarySite(Path(tmp), exhibitors=args.exhibitors, products=args.products,
-                                     extra_env={"CHAT_MAX_QUEUED": str(max(64, args.chats))}).start()  # fmt: skip
+                                     extra_env=limits).start()  # fmt: skip
                 base_url, web_pid = site.base_url, site.pids["web"]
             summary: dict = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
             chat = hold_and_chat(base_url, sockets=args.sockets, chats=args.chats,
