@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import is_valid_path
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.encoding import escape_uri_path
+from django.utils import translation
 from django.utils.translation import get_language_from_path, get_supported_language_variant
 from django.utils.translation.trans_real import parse_accept_lang_header
 
@@ -108,8 +109,10 @@ class LanguageLandingMiddleware:
         if language == settings.LANGUAGE_CODE:
             return None
         target = f"/{language}{path}"
-        if not is_valid_path(target, getattr(request, "urlconf", None)):
-            return None
+        # i18n_patterns resolve only the active language's prefix: ask in the target language.
+        with translation.override(language):
+            if not is_valid_path(target, getattr(request, "urlconf", None)):
+                return None
         query = request.META.get("QUERY_STRING", "")
         response = HttpResponseRedirect(escape_uri_path(target) + (f"?{query}" if query else ""))
         patch_cache_control(response, private=True, no_cache=True)
