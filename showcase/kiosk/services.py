@@ -15,8 +15,11 @@ from showcase.kiosk.models import KioskScreen, new_secret
 SESSION_SCREEN_KEY = "kiosk_screen_id"
 
 
-def kiosk_screen_create(*, name: str, idle_seconds: int = 90, qr_enabled: bool = True) -> KioskScreen:
-    screen = KioskScreen(name=name, idle_seconds=idle_seconds, qr_enabled=qr_enabled)
+def kiosk_screen_create(
+    *, name: str, idle_seconds: int = 90, qr_enabled: bool = True, attract_slide_seconds: int = 12
+) -> KioskScreen:
+    screen = KioskScreen(name=name, idle_seconds=idle_seconds, qr_enabled=qr_enabled,
+                         attract_slide_seconds=attract_slide_seconds)  # fmt: skip
     screen.full_clean()
     screen.save()
     return screen

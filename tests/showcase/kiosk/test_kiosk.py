@@ -172,3 +172,13 @@ def test_suggested_questions_fall_back_to_the_kiosks_own(db):
     """Without staff's suggested questions (or without that feature), the attract loop still has questions."""
     assert len(selectors.suggested_questions(language="en")) >= 3
     assert Message.objects.count() == 0
+
+
+def test_the_qr_code_encodes_exactly_the_link(screen, client):
+    """The QR image the kiosk shows is the link it prints under it, drawn by the server as SVG."""
+    import segno
+
+    kiosk_conversation(client, screen)
+    offer = client.post(kiosk_url(screen) + "handover/").json()
+    drawn = segno.make(offer["url"], error="m").svg_data_uri(scale=6, border=2, dark="#111", light="#fff")
+    assert offer["qr"] == drawn

@@ -15,12 +15,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("name")
         parser.add_argument("--idle-seconds", type=int, default=90, help="idle time before the screen clears (90)")
+        parser.add_argument("--slide-seconds", type=int, default=12, help="seconds per attract loop page (12)")
         parser.add_argument("--no-qr", action="store_true", help="no 'continue on your phone' QR code")
         parser.add_argument("--base-url", default="", help="the site's address, e.g. http://192.168.1.20:8000")
 
-    def handle(self, *args, name: str, idle_seconds: int, no_qr: bool, base_url: str, **options) -> None:
+    def handle(self, *args, name: str, idle_seconds: int, slide_seconds: int, no_qr: bool, base_url: str,
+               **options) -> None:  # fmt: skip
         try:
-            screen = services.kiosk_screen_create(name=name, idle_seconds=idle_seconds, qr_enabled=not no_qr)
+            screen = services.kiosk_screen_create(name=name, idle_seconds=idle_seconds, qr_enabled=not no_qr,
+                                                  attract_slide_seconds=slide_seconds)  # fmt: skip
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         base = (base_url or settings.KIOSK_PUBLIC_BASE_URL).rstrip("/")
