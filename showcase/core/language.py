@@ -21,9 +21,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import is_valid_path
+from django.utils import translation
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.encoding import escape_uri_path
-from django.utils import translation
 from django.utils.translation import get_language_from_path, get_supported_language_variant
 from django.utils.translation.trans_real import parse_accept_lang_header
 

@@ -98,7 +98,7 @@ def test_a_generated_phrase_is_cut_and_the_reply_ends_stopped_with_a_reason(repl
 
 
 def test_a_word_that_merely_starts_like_a_blocked_one_is_kept(reply, monkeypatch):  # noqa: F811
-    """"ass" blocked does not cut "assistant", even when the word arrives in pieces."""
+    """A blocked "ass" does not cut "assistant", even when the word arrives in pieces."""
     BlockedPhrase.objects.create(phrase="ass")
     use_engine(monkeypatch, ScriptedEngine(["I am an ass", "istant at", " the booth."]))
     generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)

@@ -19,7 +19,10 @@ SESSION_PROBE = """async (resumeId) => {
   const ws = new WebSocket("ws://" + location.host + "/ws/chat/");
   const frames = [];
   await new Promise((resolve, reject) => {
-    ws.onmessage = (event) => { frames.push(JSON.parse(event.data)); if (frames.length === 1 && resumeId == null) resolve(); };
+    ws.onmessage = (event) => {
+      frames.push(JSON.parse(event.data));
+      if (frames.length === 1 && resumeId == null) resolve();
+    };
     ws.onerror = reject;
     ws.onopen = () => {
       if (resumeId != null) {
@@ -194,7 +197,8 @@ def test_kiosk_screenshots_in_english_and_chinese(live_stack, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     live_stack.manage("load_demo_content")
     path = create_kiosk(live_stack, "Screenshot screen", "--slide-seconds", "3")
-    for prefix, locale, question in (("", "en-GB", "What is an H800?"), ("/zh-hans", "zh-CN", "你好！请介绍一下上海。")):
+    visits = (("", "en-GB", "What is an H800?"), ("/zh-hans", "zh-CN", "你好！请介绍一下上海。"))
+    for prefix, locale, question in visits:
         page = kiosk_page(browser, live_stack, prefix + path, locale=locale)
         kiosk = page.locator("#kiosk")
         for slide in ("compare", "demo", "questions"):

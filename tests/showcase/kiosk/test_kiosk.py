@@ -9,7 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from demo_engine import handover, services as chat_services
+from demo_engine import handover
+from demo_engine import services as chat_services
 from demo_engine.models import Conversation, Message
 from showcase.kiosk import selectors, services
 from showcase.kiosk.models import KioskScreen
