@@ -41,10 +41,10 @@ def test_a_phrase_of_one_language_does_not_block_another(db):
     assert refused.value.code == "blocked_phrase" and "reformuler" in refused.value.message
 
 
-pytestmark_socket = pytest.mark.django_db(transaction=True)
+socket_db = pytest.mark.django_db(transaction=True)
 
 
-@pytestmark_socket
+@socket_db
 async def test_a_blocked_message_is_refused_politely_and_nothing_is_generated(session_cookie):  # noqa: F811
     """The visitor reads a polite refusal; no question, no reply is saved, and a later message still works."""
     await BlockedPhrase.objects.acreate(phrase="forbidden thing")
@@ -57,7 +57,7 @@ async def test_a_blocked_message_is_refused_politely_and_nothing_is_generated(se
     assert await Message.objects.acount() == 0
 
 
-@pytestmark_socket
+@socket_db
 async def test_a_refused_message_flags_the_conversation_for_staff(session_cookie, monkeypatch):  # noqa: F811
     """When the visitor already has a conversation, refusing a message flags it, with the phrase, for staff."""
     from demo_engine import services
