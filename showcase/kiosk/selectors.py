@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.apps import apps
+from django.utils import translation
 from django.utils.translation import gettext
 
 from demo_engine.models import Conversation
@@ -62,7 +63,8 @@ def suggested_questions(*, language: str, limit: int = 6) -> list[str]:
             continue
         if questions:
             return questions
-    return _default_questions()[:limit]
+    with translation.override(language):
+        return _default_questions()[:limit]
 
 
 def recent_questions(*, screen: KioskScreen, limit: int = 5) -> list[str]:
