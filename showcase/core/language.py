@@ -14,8 +14,8 @@ that this middleware would have redirected.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from http.cookies import SimpleCookie
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -24,7 +24,7 @@ from django.urls import is_valid_path
 from django.utils import translation
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.encoding import escape_uri_path
-from django.utils.translation import get_language_from_path, get_supported_language_variant
+from django.utils.translation import get_supported_language_variant
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 # Paths outside the language prefixes: never redirected.
@@ -34,7 +34,13 @@ UNPREFIXED_PREFIXES = ("/admin/", "/healthz/", "/v1/", "/static/", "/media/", "/
 def preferred_language(*, cookie: str | None, accept_language: str) -> str:
     """The visitor's language: the one they chose (the cookie), else the first of the browser's that the site
     speaks, else the default."""
-    for candidate in [cookie or "", *(code for code, _q in parse_accept_lang_header(accept_language or ""))]:
+    return _preferred_language(cookie or "", accept_language or "")
+
+
+# The front page cache asks for every request: a few distinct header values cover nearly every browser.
+@functools.lru_cache(maxsize=512)
+def _preferred_language(cookie: str, accept_language: str) -> str:
+    for candidate in [cookie, *(code for code, _q in parse_accept_lang_header(accept_language))]:
         if not candidate or candidate == "*":
             continue
         try:
@@ -53,20 +59,26 @@ def _scope_header(scope: dict, name: bytes) -> str:
 
 def language_of_scope(scope: dict) -> str:
     """The language a socket's or request's visitor wants, from the raw ASGI scope (no Django request needed)."""
-    cookie = SimpleCookie()
-    try:
-        cookie.load(_scope_header(scope, b"cookie"))
-    except Exception:  # a malformed Cookie header: treat as none
-        cookie = SimpleCookie()
-    chosen = cookie.get(settings.LANGUAGE_COOKIE_NAME)
-    return preferred_language(cookie=chosen.value if chosen else None,
-                              accept_language=_scope_header(scope, b"accept-language"))  # fmt: skip
+    chosen = ""
+    prefix = settings.LANGUAGE_COOKIE_NAME + "="
+    for part in _scope_header(scope, b"cookie").split(";"):
+        part = part.strip()
+        if part.startswith(prefix):
+            chosen = part[len(prefix) :].strip('"')
+            break
+    return preferred_language(cookie=chosen, accept_language=_scope_header(scope, b"accept-language"))
+
+
+def language_of_path(path: str) -> str | None:
+    """The language prefix of a path ("/fr/compare/" → "fr"), as i18n_patterns match it, or None."""
+    first = path.split("/", 2)[1] if path.startswith("/") else ""
+    return first if first in dict(settings.LANGUAGES) else None
 
 
 def variant_of_scope(scope: dict) -> bytes:
     """For the front page cache's key: the language an unprefixed path answers in for this visitor (b"" for a
     prefixed path, whose language is in the path)."""
-    if get_language_from_path(scope["path"]):
+    if language_of_path(scope["path"]):
         return b""
     return language_of_scope(scope).encode()
 
@@ -93,7 +105,7 @@ class LanguageLandingMiddleware:
 
     @staticmethod
     def _finish(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        if not get_language_from_path(request.path_info) and not request.path_info.startswith(UNPREFIXED_PREFIXES):
+        if not language_of_path(request.path_info) and not request.path_info.startswith(UNPREFIXED_PREFIXES):
             patch_vary_headers(response, ("Accept-Language", "Cookie"))
         return response
 
@@ -102,7 +114,7 @@ class LanguageLandingMiddleware:
         path = request.path_info
         if request.method not in ("GET", "HEAD") or path.startswith(UNPREFIXED_PREFIXES):
             return None
-        if get_language_from_path(path):
+        if language_of_path(path):
             return None
         language = preferred_language(cookie=request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME),
                                       accept_language=request.headers.get("Accept-Language", ""))  # fmt: skip
