@@ -87,7 +87,11 @@ def test_idle_clears_the_screen_and_the_next_visitor_gets_a_new_conversation(liv
     assert greeting["type"] == "hello" and greeting["conversation_id"] is None and greeting["messages"] == []
     assert [answer.get("code") for answer in answers] == ["not_found"]
 
-    ask(page, "Hello!")
+    page.keyboard.press("H")  # a key brings the chat back at once, and its letter starts the question
+    expect(page.locator("#kiosk")).to_have_attribute("data-mode", "chat")
+    expect(page.locator("#prompt")).to_have_value("H")
+    page.keyboard.type("ello!")
+    page.keyboard.press("Enter")
     expect(page.locator(".msg.user")).to_have_count(1)
     expect(page.locator(".msg.assistant").first).to_have_attribute("data-status", re.compile("done|stopped"),
                                                                     timeout=120_000)  # fmt: skip
@@ -168,7 +172,8 @@ def test_a_french_browser_lands_on_french_while_english_browsers_get_the_cached_
 def blocked_phrases(live_stack):
     """Blocked phrases in the stack's database for one test, removed after it (other tests share the stack)."""
     live_stack.manage("shell", "-c", "from demo_engine.models import BlockedPhrase as B; "
-                      "B.objects.create(phrase='forbidden fruit'); B.objects.create(phrase='the')")  # fmt: skip
+                      "B.objects.create(phrase='forbidden fruit'); "
+                      "[B.objects.create(phrase=word) for word in ('the', 'is', 'and')]")  # fmt: skip
     yield
     live_stack.manage("shell", "-c", "from demo_engine.models import BlockedPhrase as B; B.objects.all().delete()")
 
@@ -187,7 +192,8 @@ def test_a_blocked_word_is_refused_and_a_generated_one_is_cut(live_stack, browse
     expect(reply).to_have_attribute("data-status", "stopped", timeout=120_000)
     expect(reply.locator(".state")).to_contain_text("content filter")
     shown = reply.locator(".body").inner_text()
-    assert not re.search(r"(?<![A-Za-z0-9])the(?![A-Za-z0-9])", shown, re.IGNORECASE), shown
+    # Three of the commonest English words: a reply of two sentences about Paris cannot avoid them all.
+    assert not re.search(r"(?<![A-Za-z0-9])(the|is|and)(?![A-Za-z0-9])", shown, re.IGNORECASE), shown
     page.context.close()
 
 
