@@ -146,7 +146,8 @@ class _ReplyWriter:
             self.stopped_by_sequence = True
         cut = self.filter.cut_at(self.generated, final=final) if self.filter is not None else None
         if cut is not None:
-            end = max(self.sent, min(end, cut))
+            # Everything before the phrase is decided (an earlier phrase would have been found first): send it all.
+            end = max(self.sent, cut)
             self.generated = self.generated[:end]
             self.cut_by_filter = True
         if end > self.sent:

@@ -113,3 +113,14 @@ def test_a_phrase_at_the_very_end_is_cut_too(reply, monkeypatch):  # noqa: F811
     generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
     reply.refresh_from_db()
     assert reply.status == "stopped" and reply.content == "You are an "
+
+
+def test_the_text_before_a_cut_is_all_kept_however_much_was_held_back(reply):  # noqa: F811
+    """A short phrase found inside the characters held back for a longer one: the words before it are kept."""
+    from demo_engine.reply_stream import ReplyRef
+
+    writer = generation._ReplyWriter(ReplyRef.of(reply))
+    writer.use_filter(moderation.ReplyFilter(["secret plan", "bad"]))
+    writer.add("Fine. That is bad! And more.")
+    writer.flush(tokens=5, final=False)
+    assert writer.cut_by_filter and writer.text == "Fine. That is "
