@@ -265,6 +265,7 @@
   }
 
   function enterAttract() {
+    if (root.dataset.mode === "chat") refreshAttract(["attract-recent"]);
     root.dataset.mode = "attract";
     slideIndex = 0;
     showSlide(0);
@@ -311,7 +312,7 @@
       const frame = JSON.parse(event.data);
       if (frame.type !== "update") return;
       if (frame.topic === "demo") showDemo(frame.payload);
-      if (frame.topic === "compare") refreshCompare();
+      if (frame.topic === "compare") refreshAttract(["attract-compare"]);
     });
     live.addEventListener("close", () => setTimeout(connectLive, 5000));
   }
@@ -326,14 +327,17 @@
     setFigure("demo-cost", demo.cost_per_million_tokens_usd != null ? "$" + Number(demo.cost_per_million_tokens_usd).toFixed(4) : "–");
   }
 
-  async function refreshCompare() {
-    const current = document.getElementById("attract-compare");
-    if (!current) return;
+  // The server renders the comparison and the recent questions: fetch this page again and swap them in.
+  async function refreshAttract(ids) {
+    ids = ids.filter((id) => document.getElementById(id));
+    if (!ids.length) return;
     try {
       const response = await fetch(location.pathname, { credentials: "same-origin" });
       const doc = new DOMParser().parseFromString(await response.text(), "text/html");
-      const fresh = doc.getElementById("attract-compare");
-      if (fresh) current.innerHTML = fresh.innerHTML;
+      ids.forEach((id) => {
+        const fresh = doc.getElementById(id);
+        if (fresh) document.getElementById(id).innerHTML = fresh.innerHTML;
+      });
     } catch (error) { /* the next update tries again */ }
   }
 
