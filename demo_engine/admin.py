@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from demo_engine.api import selectors as api_selectors
 from demo_engine.api import services as api_services
-from demo_engine.models import ApiKey, ApiUsage, Conversation, Message
+from demo_engine.models import ApiKey, ApiUsage, BlockedPhrase, Conversation, Message
 
 
 class MessageInline(admin.TabularInline):
@@ -17,11 +17,53 @@ class MessageInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class FlaggedFilter(admin.SimpleListFilter):
+    title = _("content filter")
+    parameter_name = "flagged"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("flagged")), ("no", _("not flagged"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(flagged_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(flagged_at__isnull=True)
+        return queryset
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "created_at", "updated_at")
+    """Staff read conversations, see the ones the content filter flagged (and why), and hide any from the kiosks'
+    attract loop."""
+
+    list_display = ("__str__", "language", "kiosk_screen", "flagged_at", "flag_reason", "hidden_from_kiosk",
+                    "created_at", "updated_at")  # fmt: skip
+    list_filter = (FlaggedFilter, "hidden_from_kiosk", "kiosk_screen", "language")
     search_fields = ("title", "messages__content")
+    fields = ("title", "language", "kiosk_screen", "flagged_at", "flag_reason", "hidden_from_kiosk", "created_at")
+    readonly_fields = ("title", "language", "kiosk_screen", "flagged_at", "flag_reason", "created_at")
     inlines = [MessageInline]
+    actions = ["hide_from_kiosk", "show_on_kiosk"]
+
+    @admin.action(description=_("Hide from the kiosks' attract loop"), permissions=["change"])
+    def hide_from_kiosk(self, request, queryset) -> None:
+        count = queryset.update(hidden_from_kiosk=True)
+        self.message_user(request, _("%(count)d conversation(s) hidden from the kiosks.") % {"count": count})
+
+    @admin.action(description=_("Allow on the kiosks' attract loop"), permissions=["change"])
+    def show_on_kiosk(self, request, queryset) -> None:
+        count = queryset.update(hidden_from_kiosk=False)
+        self.message_user(request, _("%(count)d conversation(s) may show on the kiosks.") % {"count": count})
+
+
+@admin.register(BlockedPhrase)
+class BlockedPhraseAdmin(admin.ModelAdmin):
+    """Words and phrases a public screen must not show (see demo_engine.moderation)."""
+
+    list_display = ("phrase", "language", "created_at")
+    list_filter = ("language",)
+    search_fields = ("phrase",)
 
 
 @admin.register(Message)

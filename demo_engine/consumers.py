@@ -23,11 +23,12 @@ from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
-from demo_engine import admission, selectors, services
+from demo_engine import admission, moderation, selectors, services
 from demo_engine.models import Conversation, Message
 from demo_engine.protocol import error_frame, text_problem
 from demo_engine.reply_follower import follow_reply
 from demo_engine.reply_stream import ReplyRef
+from showcase.core.language import language_of_scope
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.following: int | None = None
         self.resume_times: list[float] = []
         self.address = admission.address_from_scope(self.scope)
+        self.language = self._language()
         self.conversation: Conversation | None = await database_sync_to_async(self._current_conversation)()
         await self.accept()
         await self._send_hello()
@@ -132,6 +134,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         problem = text_problem(text)
         if problem is not None:
             raise FrameError("bad_frame", f"'text' {problem}.")
+        await database_sync_to_async(moderation.message_check)(text=text, language=self.language,
+                                                               conversation=self.conversation)  # fmt: skip
         sampling = sampling_from_options(content.get("options"))
         question, reply, position = await database_sync_to_async(self._send_sync)(text, sampling)
         await self.send_json({"type": "message", "message": selectors.message_payload(question)})
@@ -171,6 +175,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                              retry_after=retry_after)  # fmt: skip
         self.resume_times.append(now)
         reply = None
+        await database_sync_to_async(self._check_still_ours)()
         if self.conversation is not None:
             reply = await database_sync_to_async(
                 Message.objects.filter(
@@ -182,6 +187,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self._follow(reply, after_seq)
 
     # Helpers -----------------------------------------------------------------------------------------------
+
+    def _language(self) -> str:
+        """The page's language (`?lang=` on the socket's URL, as the kiosk sends it), else the visitor's."""
+        from urllib.parse import parse_qs
+
+        requested = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("lang", [""])[0]
+        return requested if requested in dict(settings.LANGUAGES) else language_of_scope(self.scope)
+
+    def _check_still_ours(self) -> None:
+        """Forget a conversation that left this session (handed over to a phone) while the socket was open."""
+        if self.conversation is not None and not selectors.conversation_get(
+            conversation_id=str(self.conversation.id), session_key=self.scope["session"].session_key or ""
+        ):
+            self.conversation = None
 
     def _current_conversation(self) -> Conversation | None:
         session = self.scope["session"]
@@ -202,7 +221,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not session.session_key:
             session.save()
         if self.conversation is None:
-            self.conversation = services.conversation_start(session_key=session.session_key)
+            self.conversation = services.conversation_start(
+                session_key=session.session_key, language=self.language, kiosk_screen_id=session.get("kiosk_screen_id")
+            )
         if session.get("conversation_id") != str(self.conversation.id):
             session["conversation_id"] = str(self.conversation.id)
             session.save()
@@ -228,6 +249,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return selectors.queue_position(reply=reply)
 
     def _send_sync(self, text: str, sampling: services.SamplingChoice) -> tuple[Message, Message, int]:
+        self._check_still_ours()
         token = self._admit()
         try:
             conversation = self._conversation_for_writing()
@@ -239,6 +261,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return question, reply, self._dispatch(reply)
 
     def _regenerate_sync(self, sampling: services.SamplingChoice) -> tuple[Message | None, Message, int]:
+        self._check_still_ours()
         if self.conversation is None or not self.conversation.messages.filter(role=Message.Role.USER).exists():
             raise FrameError("nothing_to_regenerate", "There is no question to answer again.")
         token = self._admit()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from demo_engine import reply_stream, runtime, selectors, services
+from demo_engine import moderation, reply_stream, runtime, selectors, services
 from demo_engine.models import Message
 from demo_engine.protocol import DeltaFrame, ReplyStats
 from demo_engine.reply_stream import ReplyRef
@@ -64,6 +64,7 @@ def reply_generate(*, message_id: int, stream_token: str) -> None:
             writer.append({"type": "status", "message_id": message_id, "seq": writer.next_seq(), "status": "streaming"})
             reply = Message.objects.get(id=message_id)
             writer.use_stop_sequences(reply.stop_sequences)
+            writer.use_filter(moderation.ReplyFilter.for_conversation(reply.conversation))
             outcome = _stream_reply(runtime.get_engine(), reply, writer)
         except Exception as exc:
             logger.exception("reply %s failed", message_id)
@@ -91,7 +92,7 @@ def sampling_params(*, temperature: float, top_p: float, seed: int | None, max_n
 
 class _ReplyWriter:
     """Numbers the reply's frames and writes its text deltas, holding back what could be the start of a stop
-    sequence until it is known not to be one (so a stop string never reaches the client)."""
+    sequence or of a blocked phrase until it is known not to be one (so neither ever reaches the client)."""
 
     def __init__(self, reply: ReplyRef) -> None:
         self.reply = reply
@@ -102,11 +103,22 @@ class _ReplyWriter:
         self.sent = 0  # characters of `generated` already written as deltas
         self.seq = 0
         self.stopped_by_sequence = False
+        self.filter: moderation.ReplyFilter | None = None
+        self.cut_by_filter = False
 
     def use_stop_sequences(self, stop_sequences: list[str]) -> None:
         self.stop_sequences = [stop for stop in stop_sequences if stop]
         # A stop sequence can only be recognised once whole: hold back one character less than the longest.
         self.hold_back = max((len(stop) for stop in self.stop_sequences), default=1) - 1
+
+    def use_filter(self, reply_filter: moderation.ReplyFilter) -> None:
+        if reply_filter.pattern is not None:
+            self.filter = reply_filter
+            self.hold_back = max(self.hold_back, reply_filter.hold_back)
+
+    @property
+    def ended_early(self) -> bool:
+        return self.stopped_by_sequence or self.cut_by_filter
 
     @property
     def text(self) -> str:
@@ -120,7 +132,7 @@ class _ReplyWriter:
         reply_stream.append(self.reply, frame)
 
     def add(self, text: str) -> None:
-        if not self.stopped_by_sequence:
+        if not self.ended_early:
             self.generated += text
 
     def flush(self, *, tokens: int, final: bool) -> None:
@@ -132,6 +144,12 @@ class _ReplyWriter:
             end = min(cuts)
             self.generated = self.generated[:end]
             self.stopped_by_sequence = True
+        cut = self.filter.cut_at(self.generated, final=final) if self.filter is not None else None
+        if cut is not None:
+            # Everything before the phrase is decided (an earlier phrase would have been found first): send it all.
+            end = max(self.sent, cut)
+            self.generated = self.generated[:end]
+            self.cut_by_filter = True
         if end > self.sent:
             delta: DeltaFrame = {"type": "delta", "message_id": self.message_id, "seq": self.next_seq(),
                                  "text": self.generated[self.sent : end], "tokens": tokens}  # fmt: skip
@@ -173,7 +191,7 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
             if final is not None or writer.sent == 0 or now - last_flush >= FLUSH_INTERVAL_S:
                 writer.flush(tokens=tokens, final=final is not None)
                 last_flush = now
-            if writer.stopped_by_sequence and final is None:
+            if writer.ended_early and final is None:
                 handle.cancel()
             if final is None and now >= next_stop_poll:
                 next_stop_poll = now + STOP_POLL_INTERVAL_S
@@ -186,6 +204,11 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
         handle.cancel()  # Redis gone mid-reply, or a bug: never leave the engine generating for nobody
         raise
     stats = _stats(final, plan.dropped_turns)
+    if writer.cut_by_filter:
+        moderation.conversation_flag(conversation=reply.conversation,
+                                     reason=f"Reply {reply.id} cut at {writer.filter.found!r}")  # fmt: skip
+        return ReplyOutcome(Message.Status.STOPPED, moderation.REPLY_CUT_REASON, moderation.REPLY_CUT_CODE, stats,
+                            "cancelled")  # fmt: skip
     if writer.stopped_by_sequence:
         return ReplyOutcome(Message.Status.DONE, stats=stats, finish_reason="stop")
     if final.finish_reason == "cancelled":

@@ -14,6 +14,20 @@ class Conversation(models.Model):
     title = models.CharField(max_length=120, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The visitor's language when the conversation started: the blocked phrases of that language apply to it.
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    # Set when the conversation was held at one of the booth's own screens (showcase.kiosk).
+    kiosk_screen = models.ForeignKey(
+        "kiosk.KioskScreen", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations",
+        verbose_name=_("kiosk screen"),
+    )  # fmt: skip
+    # The content filter (demo_engine.moderation) flags a conversation when it refuses a message or cuts a reply.
+    flagged_at = models.DateTimeField(_("flagged"), null=True, blank=True)
+    flag_reason = models.CharField(_("why it was flagged"), max_length=200, blank=True)
+    hidden_from_kiosk = models.BooleanField(
+        _("hidden from the kiosk"), default=False,
+        help_text=_("Never show this conversation's questions in a kiosk's attract loop."),
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-updated_at"]
@@ -137,3 +151,24 @@ class ApiUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key.name} {self.day}: {self.requests} requests"
+
+
+class BlockedPhrase(models.Model):
+    """A word or phrase a public screen must not show: a visitor's message containing it is refused, and a reply
+    that produces it is cut there (demo_engine.moderation). Matched without regard to case, as a whole word where
+    the phrase begins or ends with a Latin letter or digit ("con" does not match "contest")."""
+
+    phrase = models.CharField(_("word or phrase"), max_length=100)
+    # Blank: every language. A word can be harmless in one language and not in another.
+    language = models.CharField(_("language"), max_length=16, blank=True, choices=[("", _("every language")),
+                                ("en", "English"), ("fr", "Français"), ("zh-hans", "简体中文")])  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["language", "phrase"]
+        verbose_name = _("blocked phrase")
+        verbose_name_plural = _("blocked phrases")
+        constraints = [models.UniqueConstraint(fields=["phrase", "language"], name="blocked_phrase_once_per_language")]
+
+    def __str__(self) -> str:
+        return f"{self.phrase} ({self.language or '*'})"

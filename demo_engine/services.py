@@ -35,8 +35,10 @@ class SamplingChoice(TypedDict, total=False):
     presence_penalty: float
 
 
-def conversation_start(*, session_key: str) -> Conversation:
-    return Conversation.objects.create(session_key=session_key)
+def conversation_start(*, session_key: str, language: str = "", kiosk_screen_id: int | None = None) -> Conversation:
+    """A new conversation of the session, in the visitor's language (which blocked phrases apply), and at the
+    kiosk screen it was held at, if any."""
+    return Conversation.objects.create(session_key=session_key, language=language, kiosk_screen_id=kiosk_screen_id)
 
 
 def conversation_for_session(*, session_key: str, conversation_id: str | None) -> Conversation:

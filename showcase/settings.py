@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "showcase.core",
     "showcase.exhibits",
     "showcase.live",
+    "showcase.kiosk",
     "demo_engine",
 ]
 
@@ -49,6 +50,8 @@ MIDDLEWARE = [
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # An unprefixed public page follows Accept-Language unless the visitor chose a language (showcase.core.language).
+    "showcase.core.language.LanguageLandingMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -167,6 +170,9 @@ SHOWCASE_PAGE_CACHE_SECONDS = env_int("SHOWCASE_PAGE_CACHE_SECONDS", 300)
 COMPARE_DEFAULT_PAIR = ("deepseek-v3", "llama-3-1-405b")
 COMPARE_INFERENCE_QUEUE = "inference"
 DEMO_HOURLY_PRICE_USD = env_price("DEMO_HOURLY_PRICE_USD", "0.10")
+# Kiosk screens (showcase.kiosk): the address phones reach the site at, for the "continue on your phone" QR code
+# (e.g. https://booth.example.org). Empty: the address the kiosk's own browser used.
+KIOSK_PUBLIC_BASE_URL = env_str("KIOSK_PUBLIC_BASE_URL", "")
 
 # Security headers on every response (see showcase.core.middleware for the Content-Security-Policy).
 SECURE_CONTENT_TYPE_NOSNIFF = True

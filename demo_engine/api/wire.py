@@ -249,7 +249,9 @@ def sse_event(payload: dict | str) -> bytes:
 
 def finish_reason_for(end: dict) -> str:
     """OpenAI's finish_reason from the reply's `end` frame: "stop" (end of turn or a stop sequence), "length"
-    (max_tokens, or the site's time limit for one reply)."""
+    (max_tokens, or the site's time limit for one reply), "content_filter" (cut at a blocked phrase)."""
+    if end.get("code") == "blocked_phrase":
+        return "content_filter"
     if end.get("code") == "time_limit" or end.get("finish_reason") == "length":
         return "length"
     return "stop"

@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import get_language
 
 from showcase.core import shared_redis
+from showcase.core.language import variant_of_scope
 from showcase.core.shared_redis import cache_key
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ class PageCacheFront:
                 headers.get(b"x-forwarded-proto", b""),
                 scope["path"].encode(),
                 scope.get("query_string", b""),
+                # An unprefixed path answers in the visitor's language (showcase.core.language): key by it.
+                variant_of_scope(scope),
             ]
         )
         return shared_redis.key("exhibits", "front", _site_tag(), hashlib.sha1(variant).hexdigest())

@@ -66,16 +66,21 @@ def figure_value(row) -> str:
 
 @register.simple_tag
 def language_links(request: HttpRequest) -> list[dict]:
-    """The current page in each language the site speaks: a plain link per language (no form, no JavaScript)."""
+    """The current page in each language the site speaks: a plain link per language (no form, no JavaScript),
+    through `language_choose`, which remembers the choice so that unprefixed pages stop following Accept-Language."""
+    from urllib.parse import urlencode
+
     from django.conf import settings
+    from django.urls import reverse
     from django.utils.translation import get_language
 
     current = get_language()
     path = request.get_full_path() if request is not None else "/"
     return [
-        {"code": code, "name": name, "url": translate_url(path, code), "current": code == current}
+        {"code": code, "name": name, "current": code == current,
+         "url": reverse("language_choose", args=[code]) + "?" + urlencode({"next": translate_url(path, code)})}
         for code, name in settings.LANGUAGES
-    ]
+    ]  # fmt: skip
 
 
 @register.simple_tag

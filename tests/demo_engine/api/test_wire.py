@@ -104,6 +104,11 @@ def test_finish_reason_says_length_when_the_reply_was_cut():
     assert finish_reason_for({"finish_reason": "stop", "code": ""}) == "stop"
 
 
+def test_finish_reason_says_content_filter_when_a_blocked_phrase_cut_the_reply():
+    """A reply the content filter cut reads as OpenAI's "content_filter", not as a natural end."""
+    assert finish_reason_for({"finish_reason": "cancelled", "code": "blocked_phrase"}) == "content_filter"
+
+
 @pytest.mark.parametrize(
     ("raw", "param"),
     [

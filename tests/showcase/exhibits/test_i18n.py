@@ -28,10 +28,11 @@ def test_home_figures_are_translated(client, demo_content, prefix, text):
 
 
 def test_switcher_links_to_the_same_page_in_each_language(client, demo_content):
-    """On an exhibitor page, the switcher links to that exhibitor's page in French and Chinese."""
+    """On an exhibitor page, the switcher links to that exhibitor's page in French and Chinese (through the view
+    that remembers the choice)."""
     body = client.get("/exhibitors/huangpu-robotics/").content.decode()
-    assert 'href="/fr/exhibitors/huangpu-robotics/"' in body
-    assert 'href="/zh-hans/exhibitors/huangpu-robotics/"' in body
+    assert 'href="/i18n/language/fr/?next=%2Ffr%2Fexhibitors%2Fhuangpu-robotics%2F"' in body
+    assert 'href="/i18n/language/zh-hans/?next=%2Fzh-hans%2Fexhibitors%2Fhuangpu-robotics%2F"' in body
 
 
 def test_figure_labels_are_translated(client, demo_content):
