@@ -62,9 +62,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """Whether the ASGI server could listen on this port: bound and listened to the way Daphne (Twisted) does, with
+    SO_REUSEADDR. Without it, the connections a previous run's clients left in TIME-WAIT refuse the bind for up to a
+    minute although the server itself would start; with it, only a socket really listening there refuses it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+            sock.listen()
         except OSError:
             return False
     return True
