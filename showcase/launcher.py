@@ -93,8 +93,12 @@ def start_embedded_redis(var_dir: Path) -> EmbeddedRedis:
     data_dir = var_dir / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    # No maxmemory and never evict: this Redis carries the Celery broker's queues and the channel layer, which must
+    # never lose a key; the page cache, the one part that could grow with what visitors send, bounds itself
+    # (SHOWCASE_PAGE_CACHE_MAX_MB, see showcase.exhibits.page_cache).
     args = [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir), "--save", "",
-            "--appendonly", "no", "--logfile", str(data_dir / "redis.log")]  # fmt: skip
+            "--appendonly", "no", "--maxmemory", "0", "--maxmemory-policy", "noeviction",
+            "--logfile", str(data_dir / "redis.log")]  # fmt: skip
     process = subprocess.Popen(args, preexec_fn=die_with_parent, start_new_session=True)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10

@@ -152,6 +152,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Public exhibit pages are cached whole and invalidated on every content change (showcase.exhibits.page_cache).
 SHOWCASE_PAGE_CACHE_SECONDS = env_int("SHOWCASE_PAGE_CACHE_SECONDS", 300)
+# The page cache's own memory bound in Redis (the oldest pages are evicted first). Redis itself gets no maxmemory: it
+# also carries the Celery broker and the channel layer, whose data must never be evicted.
+SHOWCASE_PAGE_CACHE_MAX_MB = env_int("SHOWCASE_PAGE_CACHE_MAX_MB", 32)
 # Live pages (showcase.live): the comparison's default head-to-head, and what one worker machine of this demo costs
 # an hour (the live panel's cost per million tokens). 0.10 USD is about a 2-vCPU cloud machine like this one.
 COMPARE_DEFAULT_PAIR = ("deepseek-v3", "llama-3-1-405b")

