@@ -18,6 +18,7 @@ from django.utils import timezone
 from demo_engine import reply_stream, selectors
 from demo_engine.models import Conversation, Message
 from demo_engine.protocol import EndFrame, ReplyStats
+from showcase.core import metrics
 
 
 class SamplingChoice(TypedDict, total=False):
@@ -80,6 +81,7 @@ def reply_enqueue(*, reply: Message) -> None:
     """Hand the reply to a worker on the `inference` queue. A task that waited too long is dropped, not run late."""
     from demo_engine.tasks import generate_reply
 
+    metrics.reply_queued(reply=reply)
     generate_reply.apply_async(args=[reply.id], queue="inference", expires=settings.CHAT_TASK_EXPIRES_S)
 
 
@@ -139,6 +141,7 @@ def reply_finish(
     updated = Message.objects.filter(id=message_id, status__in=from_statuses).update(**fields)
     if updated != 1:
         return False
+    metrics.reply_finished(message_id=message_id, status=status, code=code, stats=stats)
     end: EndFrame = {"type": "end", "message_id": message_id, "seq": seq, "status": status, "reason": reason,
                      "code": code, "finish_reason": finish_reason, "stats": stats,
                      "length": len(content)}  # fmt: skip

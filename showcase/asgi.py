@@ -13,14 +13,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from showcase.core.gc_tuning import tune_for_server  # noqa: E402
+from showcase.core.observe import ObservabilityMiddleware  # noqa: E402
 from showcase.exhibits.page_cache import PageCacheFront  # noqa: E402
 from showcase.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        # Public pages Django rendered before are replayed from Redis without entering Django (see PageCacheFront).
-        "http": PageCacheFront(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
+# Outermost: request ids, request and socket metrics, and /metrics (see ObservabilityMiddleware).
+application = ObservabilityMiddleware(
+    ProtocolTypeRouter(
+        {
+            # Public pages Django rendered before are replayed from Redis without entering Django (PageCacheFront).
+            "http": PageCacheFront(django_asgi_app),
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
+    )
 )
 tune_for_server()

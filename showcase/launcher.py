@@ -76,6 +76,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def clear_metrics_dir(path: Path) -> None:
+    """Empty the Prometheus multiprocess directory before the site's processes start."""
+    path.mkdir(parents=True, exist_ok=True)
+    for file in path.glob("*.db"):
+        file.unlink()
+
+
 def die_with_parent() -> None:
     """In the child, before exec: receive SIGTERM if the launcher dies, so nothing is left running."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -197,9 +204,18 @@ def wait_ready(url: str, site: Site, timeout_s: float) -> bool:
     return False
 
 
-def worker_command(*, queues: str, concurrency: int) -> list[str]:
-    """The Celery worker: a threads pool, so concurrent chats share one engine loaded once per process."""
-    return [sys.executable, "-m", "celery", "-A", "showcase", "worker", "--loglevel", "INFO", "-Q", queues,
+def web_command(*, host: str, port: int, json_logs: bool = False) -> list[str]:
+    """The ASGI server. With JSON logs, Daphne's own plain-text access log is off (`-v 0`: it writes to stdout
+    outside logging); the site logs each request as a JSON event instead (showcase.core.observe)."""
+    quiet = ["-v", "0"] if json_logs else []
+    return [sys.executable, "-m", "daphne", *quiet, "-b", host, "-p", str(port), "showcase.asgi:application"]
+
+
+def worker_command(*, queues: str, concurrency: int, json_logs: bool = False) -> list[str]:
+    """The Celery worker: a threads pool, so concurrent chats share one engine loaded once per process. With JSON
+    logs, no start-up banner on stdout (--quiet), so that every line of the worker's output is JSON."""
+    quiet = ["--quiet"] if json_logs else []
+    return [sys.executable, "-m", "celery", "-A", "showcase", *quiet, "worker", "--loglevel", "INFO", "-Q", queues,
             "--pool", "threads", "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
             "-n", f"worker-{os.getpid()}@%h"]  # fmt: skip
 
@@ -235,6 +251,10 @@ def main() -> int:
         where = "started the bundled redis-server" if site.embedded_redis else "using"
         print(f"Redis: {where} {redis_url}", flush=True)
         env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+        # Prometheus multiprocess mode: the web and worker processes of this machine write their counters here and
+        # /metrics adds them up (showcase.core.metrics). Emptied first: an earlier run's files would add up too.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "metrics"))
+        clear_metrics_dir(Path(env["PROMETHEUS_MULTIPROC_DIR"]))
         manage(["migrate", "--noinput", "-v", "0"], env)
         manage(["collectstatic", "--noinput", "-v", "0"], env)
         manage(["ensure_staff"], env)
@@ -244,9 +264,9 @@ def main() -> int:
             if command.strip():
                 manage([command.strip()], env)
         concurrency = os.environ.get("WORKER_CONCURRENCY", "16")
-        site.spawn("worker", worker_command(queues="inference,default", concurrency=int(concurrency)), env)
-        site.spawn("web", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "showcase.asgi:application"],
-                   env)  # fmt: skip
+        site.spawn("worker", worker_command(queues="inference,default", concurrency=int(concurrency),
+                                            json_logs=env.get("LOG_FORMAT") == "json"), env)  # fmt: skip
+        site.spawn("web", web_command(host=host, port=port, json_logs=env.get("LOG_FORMAT") == "json"), env)
         address = f"http://{host}:{port}/"
         if not wait_ready(f"{address}healthz/ready", site, timeout_s=float(os.environ.get("READY_TIMEOUT", "120"))):
             exited = site.first_exited()

@@ -12,6 +12,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from showcase.env import env_bool, env_int, env_list, env_price, env_str, load_database, load_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -54,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Names the view that answered for the request metrics (showcase.core.observe counts and times every request).
+    "showcase.core.middleware.ViewNameMiddleware",
     # Last, as django-axes requires: it turns a locked-out login attempt into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -175,14 +179,29 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# LOG_FORMAT=json: one JSON object per line with the request, conversation and reply ids where known (see
+# showcase.core.log_context), for a log shipper; the default is plain text for a person at a terminal.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not a log format (use plain or json)")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "showcase.core.log_context.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "showcase.core.log_context.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# Prometheus metrics at /metrics (showcase.core.metrics): only with `Authorization: Bearer <METRICS_TOKEN>`, or from
+# one of METRICS_ALLOWED_ADDRESSES (the scraper's address as the server sees it; never list a proxy's). Neither
+# set: /metrics refuses everyone.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", [])
 
 # The chat (demo_engine): limits a visitor meets, and how replies are sampled.
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 2000)

@@ -36,6 +36,8 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from showcase.core import metrics
+
 logger = logging.getLogger(__name__)
 
 PUBLIC_MARK = "X-Page-Cache"
@@ -118,21 +120,24 @@ return stored
 """
 
 
-def encode_entry(*, version: int, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
-    """One JSON line (no newline inside: JSON escapes it), then the body as it is."""
-    header = {"version": version, "status": status, "headers": [[n.decode("latin-1"), v.decode("latin-1")]
-                                                               for n, v in headers]}  # fmt: skip
+def encode_entry(
+    *, version: int, status: int, headers: list[tuple[bytes, bytes]], body: bytes, view: str = ""
+) -> bytes:
+    """One JSON line (no newline inside: JSON escapes it), then the body as it is. `view` is the URL name of the
+    view that rendered it, for the request metrics of replayed pages."""
+    header = {"version": version, "status": status, "view": view,
+              "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers]}  # fmt: skip
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
 
 
-def decode_entry(data: bytes) -> tuple[int, int, list[tuple[bytes, bytes]], bytes]:
-    """(version, status, headers, body) of a stored entry; ValueError for anything else."""
+def decode_entry(data: bytes) -> tuple[int, int, list[tuple[bytes, bytes]], bytes, str]:
+    """(version, status, headers, body, view) of a stored entry; ValueError for anything else."""
     line, separator, body = data.partition(b"\n")
     if not separator:
         raise ValueError("not a page cache entry")
     header = json.loads(line)
     headers = [(str(n).encode("latin-1"), str(v).encode("latin-1")) for n, v in header["headers"]]
-    return int(header["version"]), int(header["status"]), headers, body
+    return int(header["version"]), int(header["status"]), headers, body, str(header.get("view", ""))
 
 
 _sync_clients: dict[str, redis.Redis] = {}
@@ -239,8 +244,6 @@ class PageCacheFront:
         self._clients: dict[int, object] = {}
         self._scripts: dict[int, object] = {}
         self._redis_down = False
-        # Called with "hit" or "miss" for every public-page lookup (the metrics module counts them).
-        self.on_lookup: Callable[[str], None] = lambda outcome: None
 
     async def __call__(self, scope, receive, send) -> None:
         timeout = timeout_s()
@@ -266,16 +269,17 @@ class PageCacheFront:
         self._redis_down = False
         if entry is not None and version is not None:
             try:
-                stored_version, status, headers, body = decode_entry(entry)
+                stored_version, status, headers, body, view = decode_entry(entry)
             except (ValueError, KeyError, TypeError):
                 logger.warning("ignoring a malformed page cache entry %s", page_key)
                 stored_version = None
             if stored_version == int(version):
-                self.on_lookup("hit")
+                metrics.page_cache_lookup("hit")
+                scope["showcase.view"] = view or "page_cache"
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
                 return
-        self.on_lookup("miss")
+        metrics.page_cache_lookup("miss")
         if scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
@@ -301,17 +305,20 @@ class PageCacheFront:
             if message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False) and start is not None:
-                    await self._store(client, page_key, version, start, b"".join(chunks), timeout)
+                    await self._store(client, page_key, version, start, b"".join(chunks), timeout,
+                                      scope.get("showcase.view", ""))  # fmt: skip
 
         await self.app(scope, receive, capture)
 
-    async def _store(self, client, page_key: str, version: int, start: dict, body: bytes, timeout: int) -> None:
+    async def _store(
+        self, client, page_key: str, version: int, start: dict, body: bytes, timeout: int, view: str
+    ) -> None:
         headers = list(start.get("headers", []))
         names = {name.lower() for name, _value in headers}
         if start["status"] != 200 or PUBLIC_MARK.lower().encode() not in names or b"set-cookie" in names:
             return
         headers = [(name, b"front" if name.lower() == b"x-page-cache" else value) for name, value in headers]
-        payload = encode_entry(version=version, status=200, headers=headers, body=body)
+        payload = encode_entry(version=version, status=200, headers=headers, body=body, view=view)
         try:
             await self._script(client)(
                 keys=[page_key, *index_keys()],
