@@ -44,6 +44,8 @@ PUBLIC_MARK = "X-Page-Cache"
 # What the store's bookkeeping costs per entry beyond its bytes (the key three times, a sorted-set and a hash member,
 # Redis's own headers): an estimate on the high side, so the bound holds in Redis's own MEMORY USAGE.
 ENTRY_OVERHEAD_BYTES = 400
+# How long a request for a page that is being rendered waits for that render before rendering its own.
+SHARED_RENDER_WAIT_S = 10.0
 
 
 def _site_tag() -> str:
@@ -236,7 +238,9 @@ class PageCacheFront:
     never gets a 200 stored). The language of a public page follows its path (i18n_patterns), so the path covers
     it. The entry records the content version it was rendered under; one MGET reads the page and the current
     version together, and a page from an older version is a miss. HEAD is answered from a stored GET, without the
-    body. Anything else, or Redis unreachable, goes to Django unchanged. A replayed page says `X-Page-Cache: front`.
+    body. Misses for one page while it is being rendered wait for that render (`SHARED_RENDER_WAIT_S`) and get its
+    answer if it is a public page. Anything else, or Redis unreachable, goes to Django unchanged. A replayed page
+    says `X-Page-Cache: front`.
     """
 
     def __init__(self, app) -> None:
@@ -244,6 +248,7 @@ class PageCacheFront:
         self._clients: dict[int, object] = {}
         self._scripts: dict[int, object] = {}
         self._redis_down = False
+        self._rendering: dict[str, asyncio.Future] = {}  # page key -> the answer of the render in progress
 
     async def __call__(self, scope, receive, send) -> None:
         timeout = timeout_s()
@@ -279,8 +284,8 @@ class PageCacheFront:
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
                 return
-        metrics.page_cache_lookup("miss")
         if scope["method"] != "GET":
+            metrics.page_cache_lookup("miss")
             await self.app(scope, receive, send)
             return
         if version is None:  # the first page since Redis was emptied: start the version (a bump may come first)
@@ -288,12 +293,41 @@ class PageCacheFront:
                 await client.set(version_key(), 1, nx=True)
                 version = await client.get(version_key())
             except Exception:
+                metrics.page_cache_lookup("miss")
                 await self.app(scope, receive, send)
                 return
-        await self._render_and_store(scope, receive, send, client=client, page_key=page_key, version=int(version),
-                                     timeout=timeout)  # fmt: skip
+        # One render per page at a time: a burst of misses for the same page (a cold page under load, every page
+        # after a content save) waits for the first one's answer instead of queueing identical renders on Django's
+        # one thread for synchronous views (50 of them at 50 connections made the p95 of /compare/ several seconds).
+        rendering = self._rendering.get(page_key)
+        if rendering is not None:
+            try:
+                shared = await asyncio.wait_for(asyncio.shield(rendering), timeout=SHARED_RENDER_WAIT_S)
+            except TimeoutError:
+                shared = None
+            if shared is not None:
+                status, headers, body, view = shared
+                metrics.page_cache_lookup("shared")
+                scope["showcase.view"] = view or "page_cache"
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            metrics.page_cache_lookup("miss")
+            await self.app(scope, receive, send)  # the first render's answer was not a public page: render our own
+            return
+        metrics.page_cache_lookup("miss")
+        rendering = asyncio.get_running_loop().create_future()
+        self._rendering[page_key] = rendering
+        try:
+            await self._render_and_store(scope, receive, send, client=client, page_key=page_key,
+                                         version=int(version), timeout=timeout, rendering=rendering)  # fmt: skip
+        finally:
+            if self._rendering.get(page_key) is rendering:
+                del self._rendering[page_key]
+            if not rendering.done():
+                rendering.set_result(None)
 
-    async def _render_and_store(self, scope, receive, send, *, client, page_key, version, timeout) -> None:
+    async def _render_and_store(self, scope, receive, send, *, client, page_key, version, timeout, rendering) -> None:
         start: dict | None = None
         chunks: list[bytes] = []
 
@@ -305,19 +339,26 @@ class PageCacheFront:
             if message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False) and start is not None:
-                    await self._store(client, page_key, version, start, b"".join(chunks), timeout,
-                                      scope.get("showcase.view", ""))  # fmt: skip
+                    page = self._public_page(start, b"".join(chunks), scope.get("showcase.view", ""))
+                    if page is not None and not rendering.done():
+                        rendering.set_result(page)  # the requests waiting for this render get it now
+                    if page is not None:
+                        await self._store(client, page_key, version, page, timeout)
 
         await self.app(scope, receive, capture)
 
-    async def _store(
-        self, client, page_key: str, version: int, start: dict, body: bytes, timeout: int, view: str
-    ) -> None:
+    @staticmethod
+    def _public_page(start: dict, body: bytes, view: str) -> tuple[int, list, bytes, str] | None:
+        """The answer as it may be replayed to anyone, or None when it is not a public page (see the class)."""
         headers = list(start.get("headers", []))
         names = {name.lower() for name, _value in headers}
         if start["status"] != 200 or PUBLIC_MARK.lower().encode() not in names or b"set-cookie" in names:
-            return
+            return None
         headers = [(name, b"front" if name.lower() == b"x-page-cache" else value) for name, value in headers]
+        return 200, headers, body, view
+
+    async def _store(self, client, page_key: str, version: int, page: tuple, timeout: int) -> None:
+        _status, headers, body, view = page
         payload = encode_entry(version=version, status=200, headers=headers, body=body, view=view)
         try:
             await self._script(client)(

@@ -5,7 +5,6 @@ import asyncio
 import json
 import re
 import subprocess
-import sys
 import time
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from demo_engine.chat_client import ChatSocketClient
-from showcase.launcher import free_port
+from showcase.launcher import free_port, web_command
 from tests.stack import BASE_DIR, METRICS_TOKEN
 
 pytestmark = [pytest.mark.e2e]
@@ -126,8 +125,7 @@ def test_two_web_processes_add_up_in_one_scrape(live_stack):
     """With a second Daphne beside the first (same machine, same metrics directory), requests to each are counted,
     and a scrape of either process shows the sum of both."""
     port = free_port()
-    second = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                               "showcase.asgi:application"], env=live_stack.env, cwd=BASE_DIR,
+    second = subprocess.Popen(web_command(host="127.0.0.1", port=port), env=live_stack.env, cwd=BASE_DIR,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     second_url = f"http://127.0.0.1:{port}"
     try:

@@ -186,3 +186,47 @@ def test_with_redis_unreachable_every_request_reaches_django(front, settings):
     app = front(inner)
     assert get(app)[0] == 200 and get(app)[0] == 200
     assert inner.calls == 2
+
+
+class SlowInner(Inner):
+    """Django taking its time over a render, as it does with fifty renders queued on its one sync thread."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        await asyncio.sleep(0.2)
+        await super().__call__(scope, receive, send)
+
+
+async def burst(app, count: int, *, query: bytes = b""):
+    async def one():
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "scheme": "http", "path": "/compare/", "query_string": query,
+                 "headers": [(b"host", b"127.0.0.1:8000")]}  # fmt: skip
+        await app(scope, receive, send)
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+def test_a_burst_of_misses_for_one_page_renders_it_once(front):
+    """Fifty visitors asking at once for a page nobody has cached yet cause one render, and all fifty get it."""
+    inner = SlowInner()
+    app = front(inner)
+    answers = asyncio.run(burst(app, 50))
+    assert inner.calls == 1
+    assert answers == [(200, PAGE + b"1")] * 50
+
+
+def test_a_burst_behind_a_private_answer_renders_its_own(front):
+    """When the first render of a burst is not a public page (it sets a cookie), the others are not given it."""
+    inner = SlowInner(headers=[*PUBLIC_HEADERS, (b"set-cookie", b"sessionid=1")])
+    app = front(inner)
+    answers = asyncio.run(burst(app, 5))
+    assert inner.calls == 5
+    assert sorted(body for _status, body in answers) == [PAGE + str(n).encode() for n in range(1, 6)]
