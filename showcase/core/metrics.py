@@ -46,8 +46,9 @@ WEBSOCKETS_OPEN = Gauge(
     ["path"], multiprocess_mode="livesum",
 )  # fmt: skip
 PAGE_CACHE_LOOKUPS = Counter(
-    "showcase_page_cache_lookups_total", "Public-page lookups in the front cache: hit (replayed), miss (rendered by Django), shared (waited for a "
-    "render of the same page already under way).",
+    "showcase_page_cache_lookups_total",
+    "Public-page lookups in the front cache: hit (replayed), miss (rendered by Django), shared (waited for a render "
+    "of the same page already under way).",
     ["outcome"],
 )  # fmt: skip
 
