@@ -204,21 +204,16 @@ def wait_ready(url: str, site: Site, timeout_s: float) -> bool:
     return False
 
 
-# Connections the kernel may hold for the ASGI server before it accepts them. Twisted's default is 50: past that, a
-# burst of new connections (a crowd arriving, a load test opening 400 at once) overflows the listen queue, the
-# kernel drops their handshakes and they wait for SYN-ACK retransmissions, 1, 3, then 7 s: the multi-second p95 of
-# `make loadtest`. The kernel caps it at net.core.somaxconn (4096 here).
-LISTEN_BACKLOG = 1024
-
-
 def web_command(*, host: str, port: int, json_logs: bool = False) -> list[str]:
-    """The ASGI server, listening with a backlog that holds a burst of connections (LISTEN_BACKLOG). With JSON
-    logs, Daphne's own plain-text access log is off (`-v 0`: it writes to stdout outside logging); the site logs
-    each request as a JSON event instead (showcase.core.observe)."""
+    """The ASGI server. With JSON logs, Daphne's own plain-text access log is off (`-v 0`: it writes to stdout
+    outside logging); the site logs each request as a JSON event instead (showcase.core.observe).
+
+    Twisted's listen backlog stays at its default (50). Past saturation (400 connections) that queue overflows and
+    the kernel makes the excess wait for retransmitted handshakes; a backlog of 1024 ended the overflows but every
+    connection then queued inside Daphne, and the p95 past saturation rose from 2.3-6.2 s (three `make loadtest`
+    runs) to 3.4-9.4 s (two runs; docs/RELIABILITY.md), so the kernel's admission control stays."""
     quiet = ["-v", "0"] if json_logs else []
-    interface = host.strip("[]").replace(":", r"\:")  # Twisted's endpoint syntax escapes an IPv6 address's colons
-    endpoint = f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}"
-    return [sys.executable, "-m", "daphne", *quiet, "-e", endpoint, "showcase.asgi:application"]
+    return [sys.executable, "-m", "daphne", *quiet, "-b", host, "-p", str(port), "showcase.asgi:application"]
 
 
 def worker_command(*, queues: str, concurrency: int, json_logs: bool = False) -> list[str]:
