@@ -248,7 +248,9 @@ class PageCacheFront:
         self._clients: dict[int, object] = {}
         self._scripts: dict[int, object] = {}
         self._redis_down = False
-        self._rendering: dict[str, asyncio.Future] = {}  # page key -> the answer of the render in progress
+        # (page key, content version) -> the answer of the render in progress: a request that saw a newer version
+        # than a render under way is not given that render's page.
+        self._rendering: dict[tuple[str, int], asyncio.Future] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         timeout = timeout_s()
@@ -299,7 +301,8 @@ class PageCacheFront:
         # One render per page at a time: a burst of misses for the same page (a cold page under load, every page
         # after a content save) waits for the first one's answer instead of queueing identical renders on Django's
         # one thread for synchronous views (50 of them at 50 connections made the p95 of /compare/ several seconds).
-        rendering = self._rendering.get(page_key)
+        in_progress = (page_key, int(version))
+        rendering = self._rendering.get(in_progress)
         if rendering is not None:
             try:
                 shared = await asyncio.wait_for(asyncio.shield(rendering), timeout=SHARED_RENDER_WAIT_S)
@@ -317,13 +320,13 @@ class PageCacheFront:
             return
         metrics.page_cache_lookup("miss")
         rendering = asyncio.get_running_loop().create_future()
-        self._rendering[page_key] = rendering
+        self._rendering[in_progress] = rendering
         try:
             await self._render_and_store(scope, receive, send, client=client, page_key=page_key,
                                          version=int(version), timeout=timeout, rendering=rendering)  # fmt: skip
         finally:
-            if self._rendering.get(page_key) is rendering:
-                del self._rendering[page_key]
+            if self._rendering.get(in_progress) is rendering:
+                del self._rendering[in_progress]
             if not rendering.done():
                 rendering.set_result(None)
 
