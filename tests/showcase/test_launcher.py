@@ -1,5 +1,6 @@
 """`make run`'s launcher: picks Redis, refuses a taken port, starts everything, and Ctrl-C stops everything."""
 
+import http.client
 import os
 import signal
 import socket
@@ -159,17 +160,19 @@ def test_restart_right_after_load_serves_at_once(tmp_path):
     after starts the site, it does not say the port is in use."""
     port = free_port()
     process = launcher(tmp_path, PORT=str(port))
-    visitors: list[socket.socket] = []
+    visitors: list[http.client.HTTPConnection] = []
     try:
         wait_until_up(process, port)
-        for _ in range(20):  # keep-alive visitors, still connected when the site stops
-            visitor = socket.create_connection(("127.0.0.1", port))
-            visitor.sendall(b"GET /healthz/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            assert visitor.recv(12).startswith(b"HTTP/1.1 200")
+        for _ in range(20):  # keep-alive visitors, answered in full and still connected when the site stops
+            visitor = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            visitor.request("GET", "/healthz/live")
+            response = visitor.getresponse()
+            assert response.status == 200 and response.read()
             visitors.append(visitor)
     finally:
         stop_launcher(process)
-    for visitor in visitors:
+    for visitor in visitors:  # the server closed first (its ends go to TIME-WAIT); the visitors close after
+        assert visitor.sock.recv(1) == b""
         visitor.close()
     time.sleep(0.2)
     assert time_wait_count(port) > 0
