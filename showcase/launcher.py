@@ -62,12 +62,25 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """Whether the ASGI server could listen on this port: bound and listened to the way Daphne (Twisted) does, with
+    SO_REUSEADDR. Without it, the connections a previous run's clients left in TIME-WAIT refuse the bind for up to a
+    minute although the server itself would start; with it, only a socket really listening there refuses it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+            sock.listen()
         except OSError:
             return False
     return True
+
+
+def clear_metrics_dir(path: Path) -> None:
+    """Empty the Prometheus multiprocess directory before the site's processes start."""
+    path.mkdir(parents=True, exist_ok=True)
+    for file in path.glob("*.db"):
+        file.unlink()
 
 
 def die_with_parent() -> None:
@@ -87,8 +100,12 @@ def start_embedded_redis(var_dir: Path) -> EmbeddedRedis:
     data_dir = var_dir / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    # No maxmemory and never evict: this Redis carries the Celery broker's queues and the channel layer, which must
+    # never lose a key; the page cache, the one part that could grow with what visitors send, bounds itself
+    # (SHOWCASE_PAGE_CACHE_MAX_MB, see showcase.exhibits.page_cache).
     args = [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir), "--save", "",
-            "--appendonly", "no", "--logfile", str(data_dir / "redis.log")]  # fmt: skip
+            "--appendonly", "no", "--maxmemory", "0", "--maxmemory-policy", "noeviction",
+            "--logfile", str(data_dir / "redis.log")]  # fmt: skip
     process = subprocess.Popen(args, preexec_fn=die_with_parent, start_new_session=True)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
@@ -187,9 +204,23 @@ def wait_ready(url: str, site: Site, timeout_s: float) -> bool:
     return False
 
 
-def worker_command(*, queues: str, concurrency: int) -> list[str]:
-    """The Celery worker: a threads pool, so concurrent chats share one engine loaded once per process."""
-    return [sys.executable, "-m", "celery", "-A", "showcase", "worker", "--loglevel", "INFO", "-Q", queues,
+def web_command(*, host: str, port: int, json_logs: bool = False) -> list[str]:
+    """The ASGI server. With JSON logs, Daphne's own plain-text access log is off (`-v 0`: it writes to stdout
+    outside logging); the site logs each request as a JSON event instead (showcase.core.observe).
+
+    Twisted's listen backlog stays at its default (50). Past saturation (400 connections) that queue overflows and
+    the kernel makes the excess wait for retransmitted handshakes; a backlog of 1024 ended the overflows but every
+    connection then queued inside Daphne, and the p95 past saturation rose from 2.3-6.2 s (three `make loadtest`
+    runs) to 3.4-9.4 s (two runs; docs/RELIABILITY.md), so the kernel's admission control stays."""
+    quiet = ["-v", "0"] if json_logs else []
+    return [sys.executable, "-m", "daphne", *quiet, "-b", host, "-p", str(port), "showcase.asgi:application"]
+
+
+def worker_command(*, queues: str, concurrency: int, json_logs: bool = False) -> list[str]:
+    """The Celery worker: a threads pool, so concurrent chats share one engine loaded once per process. With JSON
+    logs, no start-up banner on stdout (--quiet), so that every line of the worker's output is JSON."""
+    quiet = ["--quiet"] if json_logs else []
+    return [sys.executable, "-m", "celery", "-A", "showcase", *quiet, "worker", "--loglevel", "INFO", "-Q", queues,
             "--pool", "threads", "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
             "-n", f"worker-{os.getpid()}@%h"]  # fmt: skip
 
@@ -225,6 +256,10 @@ def main() -> int:
         where = "started the bundled redis-server" if site.embedded_redis else "using"
         print(f"Redis: {where} {redis_url}", flush=True)
         env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+        # Prometheus multiprocess mode: the web and worker processes of this machine write their counters here and
+        # /metrics adds them up (showcase.core.metrics). Emptied first: an earlier run's files would add up too.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "metrics"))
+        clear_metrics_dir(Path(env["PROMETHEUS_MULTIPROC_DIR"]))
         manage(["migrate", "--noinput", "-v", "0"], env)
         manage(["collectstatic", "--noinput", "-v", "0"], env)
         manage(["ensure_staff"], env)
@@ -234,9 +269,9 @@ def main() -> int:
             if command.strip():
                 manage([command.strip()], env)
         concurrency = os.environ.get("WORKER_CONCURRENCY", "16")
-        site.spawn("worker", worker_command(queues="inference,default", concurrency=int(concurrency)), env)
-        site.spawn("web", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "showcase.asgi:application"],
-                   env)  # fmt: skip
+        site.spawn("worker", worker_command(queues="inference,default", concurrency=int(concurrency),
+                                            json_logs=env.get("LOG_FORMAT") == "json"), env)  # fmt: skip
+        site.spawn("web", web_command(host=host, port=port, json_logs=env.get("LOG_FORMAT") == "json"), env)
         address = f"http://{host}:{port}/"
         if not wait_ready(f"{address}healthz/ready", site, timeout_s=float(os.environ.get("READY_TIMEOUT", "120"))):
             exited = site.first_exited()

@@ -12,6 +12,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from showcase.env import env_bool, env_int, env_list, env_price, env_str, load_database, load_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Names the view that answered for the request metrics (showcase.core.observe counts and times every request).
+    "showcase.core.middleware.ViewNameMiddleware",
     # Last, as django-axes requires: it turns a locked-out login attempt into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -165,6 +169,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Public exhibit pages are cached whole and invalidated on every content change (showcase.exhibits.page_cache).
 SHOWCASE_PAGE_CACHE_SECONDS = env_int("SHOWCASE_PAGE_CACHE_SECONDS", 300)
+# The page cache's own memory bound in Redis (the oldest pages are evicted first). Redis itself gets no maxmemory: it
+# also carries the Celery broker and the channel layer, whose data must never be evicted.
+SHOWCASE_PAGE_CACHE_MAX_MB = env_int("SHOWCASE_PAGE_CACHE_MAX_MB", 32)
 # Live pages (showcase.live): the comparison's default head-to-head, and what one worker machine of this demo costs
 # an hour (the live panel's cost per million tokens). 0.10 USD is about a 2-vCPU cloud machine like this one.
 COMPARE_DEFAULT_PAIR = ("deepseek-v3", "llama-3-1-405b")
@@ -188,14 +195,29 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# LOG_FORMAT=json: one JSON object per line with the request, conversation and reply ids where known (see
+# showcase.core.log_context), for a log shipper; the default is plain text for a person at a terminal.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not a log format (use plain or json)")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "showcase.core.log_context.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "showcase.core.log_context.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# Prometheus metrics at /metrics (showcase.core.metrics): only with `Authorization: Bearer <METRICS_TOKEN>`, or from
+# one of METRICS_ALLOWED_ADDRESSES (the scraper's address as the server sees it; never list a proxy's). Neither
+# set: /metrics refuses everyone.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", [])
 
 # The chat (demo_engine): limits a visitor meets, and how replies are sampled.
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 2000)

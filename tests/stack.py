@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 import redis
 
-from showcase.launcher import die_with_parent, free_port, stop_process_groups, worker_command
+from showcase.launcher import die_with_parent, free_port, stop_process_groups, web_command, worker_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -27,6 +27,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # the worker's presence or a reply stream from under it. Two test runs on one machine take different ones.
 STACK_REDIS_DBS = range(10, 16)
 OWNER_KEY = "showcase:test-stack-owner"
+METRICS_TOKEN = "test-metrics-token-0123456789"
 
 
 def claim_stack_redis_db(base_url: str) -> str:
@@ -109,17 +110,22 @@ class LiveStack:
             "PYTHONUNBUFFERED": "1",
             # Replies in tests stay short enough to keep the suite quick, long enough to stop one mid-way.
             "CHAT_MAX_NEW_TOKENS": "160",
+            # Operations as in production: metrics of every process added up, behind a token; JSON log lines.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.tmp_dir / "metrics"),
+            "METRICS_TOKEN": METRICS_TOKEN,
+            "LOG_FORMAT": "json",
             **self.extra_env,
         }
         self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         if "SHOWCASE_REDIS_PREFIX" not in self.extra_env:
             self.env.pop("SHOWCASE_REDIS_PREFIX", None)  # the site's own, from its database
+        (self.tmp_dir / "metrics").mkdir(exist_ok=True)
         self.manage("migrate", "--noinput", "-v", "0")
         self.redis_prefix = self.manage("redis_prefix").strip()
         self.manage("collectstatic", "--noinput", "-v", "0")
         self.start_worker()
-        self.web = self._spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                                "showcase.asgi:application"], "web.log")  # fmt: skip
+        json_logs = self.env.get("LOG_FORMAT") == "json"
+        self.web = self._spawn(web_command(host="127.0.0.1", port=self.port, json_logs=json_logs), "web.log")
         self.wait_ready()
         return self
 
@@ -137,7 +143,10 @@ class LiveStack:
                                 start_new_session=True, preexec_fn=die_with_parent)  # fmt: skip
 
     def start_worker(self) -> None:
-        self.worker = self._spawn(worker_command(queues="inference,default", concurrency=8), "worker.log")
+        self.worker = self._spawn(
+            worker_command(queues="inference,default", concurrency=8, json_logs=self.env.get("LOG_FORMAT") == "json"),
+            "worker.log",
+        )
 
     def stop_worker(self, *, sig: int = signal.SIGTERM) -> None:
         if self.worker is not None and self.worker.poll() is None:

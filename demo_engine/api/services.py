@@ -14,6 +14,7 @@ from demo_engine import services as chat_services
 from demo_engine.api import selectors
 from demo_engine.api.wire import ApiError, CompletionRequest
 from demo_engine.models import ApiKey, ApiUsage, Conversation, Message
+from showcase.core import metrics
 
 
 def api_key_create(*, name: str, requests_per_minute: int | None = None) -> tuple[ApiKey, str]:
@@ -43,6 +44,7 @@ def api_rate_limit_take(*, api_key: ApiKey) -> int | None:
 
 def api_usage_record(*, api_key_id: int, requests: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
     """Add to today's usage row of the key (created on first use)."""
+    metrics.api_usage(key_id=api_key_id, requests=requests, prompt=prompt_tokens, completion=completion_tokens)
     day = timezone.localdate()
     ApiUsage.objects.get_or_create(api_key_id=api_key_id, day=day)
     ApiUsage.objects.filter(api_key_id=api_key_id, day=day).update(

@@ -48,3 +48,27 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response
+
+
+class ViewNameMiddleware:
+    """Tells the ASGI layer which view answered (its URL name), for the metrics' `view` label: written into the
+    request's ASGI scope, which the layers outside Django share (see showcase.core.observe)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self._acall(request) if iscoroutinefunction(self) else self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return await self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> None:
+        scope = getattr(request, "scope", None)
+        if scope is not None and request.resolver_match is not None:
+            scope["showcase.view"] = request.resolver_match.view_name or "unnamed"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from showcase.launcher import BASE_DIR, free_port
+from showcase.launcher import BASE_DIR, free_port, web_command
 
 PAGES = {
     # A request through the whole of Django with no page cache: what the front cache saves every public page.
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         _manage(env, "generate_volume_content", "--exhibitors", str(args.exhibitors), "--products", str(args.products))
         log = open(tmp_dir / "web.log", "wb")  # noqa: SIM115 - the server owns it until it stops
         server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "showcase.asgi:application"],
+            web_command(host="127.0.0.1", port=port),
             cwd=BASE_DIR,
             env=env,
             stdout=log,

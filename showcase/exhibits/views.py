@@ -33,7 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "exhibits/home.html", context)
 
 
-@cached_public_page
+@cached_public_page(query=("q", "country", "category", "page"))
 def exhibitor_list(request: HttpRequest) -> HttpResponse:
     filters = selectors.DirectoryFilters(
         query=request.GET.get("q", "").strip()[:100],

@@ -9,7 +9,7 @@ from showcase.exhibits.page_cache import cached_public_page
 from showcase.live import selectors
 
 
-@cached_public_page
+@cached_public_page(query=("a", "b", "hw", "price", "util"))
 def compare(request: HttpRequest) -> HttpResponse:
     page = selectors.comparison_page(query=request.GET)
     context = {"page": page, "demo_hourly_price_usd": settings.DEMO_HOURLY_PRICE_USD}

@@ -25,6 +25,7 @@ from showcase.launcher import (
     free_port,
     start_embedded_redis,
     stop_process_groups,
+    web_command,
     worker_command,
 )
 
@@ -102,8 +103,7 @@ class TemporarySite:
                          "--products", str(self.products))  # fmt: skip
         self.worker = self._spawn(worker_command(queues="inference,default", concurrency=self.worker_concurrency),
                                   "worker.log")  # fmt: skip
-        self.web = self._spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                                "showcase.asgi:application"], "web.log")  # fmt: skip
+        self.web = self._spawn(web_command(host="127.0.0.1", port=self.port), "web.log")
         self._wait_ready(ready_timeout_s)
         return self
 
