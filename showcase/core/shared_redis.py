@@ -29,7 +29,9 @@ SOCKET_TIMEOUT_S = 5
 _lock = threading.Lock()
 _prefix: str | None = None
 _sync_clients: dict[str, redis.Redis] = {}
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def redis_prefix() -> str:
@@ -99,16 +101,14 @@ def client() -> redis.Redis:
 
 def async_client() -> aioredis.Redis:
     """The running event loop's asyncio client (never closed by callers: it is shared)."""
-    loop = asyncio.get_running_loop()
-    existing = _async_clients.get(loop)
+    url = settings.REDIS_URL
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    existing = clients.get(url)
     if existing is None:
         existing = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_timeout=SOCKET_TIMEOUT_S,
-            socket_connect_timeout=SOCKET_TIMEOUT_S,
-            health_check_interval=10,
+            url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S, health_check_interval=10
         )
-        _async_clients[loop] = existing
+        clients[url] = existing
     return existing
 
 

@@ -30,6 +30,9 @@ pytestmark = pytest.mark.django_db
 
 # Public pages that take a slug, and the published rows whose pages they are.
 SLUG_PAGES = {"exhibits:exhibitor_detail": Exhibitor, "exhibits:ai_system_detail": AISystem}
+# Pages behind a secret or a one-time token that render no exhibit content of their own (the kiosk's screen is
+# walked: it is opened through a screen made for the test).
+NOT_CONTENT_PAGES = {"chat_continue", "kiosk:reset", "kiosk:handover", "kiosk:handover_status"}
 DRAFT_NAMES = ["Draft Accelerator X9", "Hidden Exhibitor Ltd", "Hidden Gadget", "Unreleased Arm", "Secret Model Z",
                "Unannounced Claimant", "Stealth Fund", "Stealth Start-up"]  # fmt: skip
 
@@ -58,6 +61,13 @@ def _public_paths() -> list[str]:
     for name, route in _public_url_names():
         if "<" not in route:
             paths.append(reverse(name))
+            continue
+        if name in NOT_CONTENT_PAGES:
+            continue
+        if name == "kiosk:screen":
+            from showcase.kiosk.services import kiosk_screen_create
+
+            paths.append(reverse(name, kwargs={"secret": kiosk_screen_create(name="Drafts test").secret}))
             continue
         assert name in SLUG_PAGES, f"{name} ({route}) is a public page this test does not know how to open"
         paths += [reverse(name, kwargs={"slug": row.slug}) for row in SLUG_PAGES[name].objects.published()]

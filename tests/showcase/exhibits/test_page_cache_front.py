@@ -181,7 +181,7 @@ def test_other_methods_and_private_paths_pass_through(front):
 
 def test_with_redis_unreachable_every_request_reaches_django(front, settings):
     """With Redis unreachable, pages are still served, by Django."""
-    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
     inner = Inner()
     app = front(inner)
     assert get(app)[0] == 200 and get(app)[0] == 200
