@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "showcase.exhibits",
     "showcase.live",
     "demo_engine",
+    "demo_engine.booth",
 ]
 
 MIDDLEWARE = [
