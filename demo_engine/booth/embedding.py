@@ -41,7 +41,8 @@ class Embedder:
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()
-        self.weights = {name: tensor.float() for name, tensor in load_file(str(directory / "model.safetensors")).items()}
+        tensors = load_file(str(directory / "model.safetensors"))
+        self.weights = {name: tensor.float() for name, tensor in tensors.items()}
         self._lock = threading.Lock()  # torch runs one forward at a time well on 2 cores; callers queue
 
     def _layer_norm(self, x: torch.Tensor, prefix: str) -> torch.Tensor:
@@ -73,7 +74,8 @@ class Embedder:
             v = heads(self._linear(x, f"{p}.attention.self.value"))
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, T, D)
             attended = attended.transpose(1, 2).reshape(batch, length, DIMENSIONS)  # (B, T, 384)
-            x = self._layer_norm(x + self._linear(attended, f"{p}.attention.output.dense"), f"{p}.attention.output.LayerNorm")
+            x = x + self._linear(attended, f"{p}.attention.output.dense")
+            x = self._layer_norm(x, f"{p}.attention.output.LayerNorm")
             hidden = F.gelu(self._linear(x, f"{p}.intermediate.dense"))  # (B, T, 1536)
             x = self._layer_norm(x + self._linear(hidden, f"{p}.output.dense"), f"{p}.output.LayerNorm")
         weights = mask.unsqueeze(-1).float()  # (B, T, 1): mean over real tokens only

@@ -117,8 +117,8 @@ def _product(product: content.Product) -> PassageDraft:
     where = f"{exhibitor.name}, {stand}" if stand else exhibitor.name
     text = f"{product.name} ({product.get_kind_display().lower()}) at {where}. {_clean(product.description)}"
     facts = [f"{product.name}: {where}"]
-    return PassageDraft(record_key(product), "product", f"{product.name} · {exhibitor.name}", product.get_absolute_url(),
-                        text.strip(), facts)  # fmt: skip
+    title = f"{product.name} · {exhibitor.name}"
+    return PassageDraft(record_key(product), "product", title, product.get_absolute_url(), text.strip(), facts)
 
 
 def _slot(pitch: content.Pitch) -> str:
@@ -197,7 +197,9 @@ def _ai_system(system: content.AISystem) -> PassageDraft:
     sources = [source.title for source in system.sources.all()]
     if sources:
         text += " Source: " + _clean(sources[0], 100)
-    facts = [f"{system.name}: {fact}" for fact in facts] + ([f"Scope: {system.scope_note}"] if system.scope_note else [])
+    facts = [f"{system.name}: {fact}" for fact in facts]
+    if system.scope_note:
+        facts.append(f"Scope: {system.scope_note}")
     return PassageDraft(record_key(system), "aisystem", system.name, system.get_absolute_url(), text.strip(), facts)
 
 
@@ -210,7 +212,8 @@ def _claim(claim: content.Claim) -> PassageDraft:
         parts.append(f"about {claim.chip_count:,} {chip}")
     rivals = []
     if claim.rival_cost_low_usd:
-        rivals.append(f"{money(claim.rival_cost_low_usd)} to {money(claim.rival_cost_high_usd or claim.rival_cost_low_usd)}")
+        high = claim.rival_cost_high_usd or claim.rival_cost_low_usd
+        rivals.append(f"{money(claim.rival_cost_low_usd)} to {money(high)}")
     if claim.rival_chip_count:
         rivals.append(f"{claim.rival_chip_count:,} chips")
     text = f"Press claim about {claim.ai_system.name} ({claim.claimant}): {_clean(claim.statement)}"
@@ -239,9 +242,7 @@ def _published_querysets() -> dict[str, object]:
     return {
         "conference": content.Conference.objects.published(),
         "exhibitor": content.Exhibitor.objects.published().prefetch_related("categories", "products"),
-        "product": content.Product.objects.published()
-        .filter(exhibitor__status=published)
-        .select_related("exhibitor"),
+        "product": content.Product.objects.published().filter(exhibitor__status=published).select_related("exhibitor"),
         "startup": content.Startup.objects.published().prefetch_related("pitches"),
         "investor": content.Investor.objects.published().prefetch_related("pitches__startup"),
         "pitch": content.Pitch.objects.published()
@@ -249,9 +250,9 @@ def _published_querysets() -> dict[str, object]:
         .select_related("startup")
         .prefetch_related("investors"),
         "aisystem": content.AISystem.objects.published().select_related("hardware").prefetch_related("sources"),
-        "claim": content.Claim.objects.published().filter(ai_system__status=published).select_related(
-            "ai_system", "hardware"
-        ),
+        "claim": content.Claim.objects.published()
+        .filter(ai_system__status=published)
+        .select_related("ai_system", "hardware"),
         "hardware": content.Hardware.objects.published(),
     }
 
@@ -304,7 +305,8 @@ def related_keys(instance: Model) -> list[tuple[str, int]]:
         return [("aisystem", instance.ai_system_id)]
     if isinstance(instance, content.Hardware):
         systems = [("aisystem", pk) for pk in instance.ai_systems.values_list("pk", flat=True)]
-        return systems + [("claim", pk) for pk in content.Claim.objects.filter(hardware=instance).values_list("pk", flat=True)]
+        claims = content.Claim.objects.filter(hardware=instance).values_list("pk", flat=True)
+        return systems + [("claim", pk) for pk in claims]
     if isinstance(instance, content.AISystem):
         return [("claim", pk) for pk in instance.claims.values_list("pk", flat=True)]
     return []

@@ -15,9 +15,9 @@ STOPWORDS = frozenset(
     par pour qu que qui quel quelle quels quelles se show sur tell the their there this to un une was what when where
     which who whom why will with you your il elle a-t-il y about give any has have me much many there's what's
     where's est-ce ce cette ces au aux dans avec combien comment quand d l s c n j m t
-    booth stand stands hall halls exhibit exhibitor exhibitors conference waic 2025 salon""".split()
+    booth stand stands hall halls exhibit exhibitor exhibitors conference waic 2025 salon""".split()  # noqa: SIM905
 )
-CJK_STOP = frozenset("的 了 吗 呢 是 在 哪 个 什么 多少 谁 有 和 与 么 请 问 展位 展台".split())
+CJK_STOP = frozenset("的 了 吗 呢 是 在 哪 个 什么 多少 谁 有 和 与 么 请 问 展位 展台".split())  # noqa: SIM905
 
 
 def _fold(text: str) -> str:
