@@ -29,6 +29,7 @@ class SamplingChoice(TypedDict, total=False):
     max_new_tokens: int
     stop_sequences: list[str]
     origin: str
+    grounded: bool
 
 
 @functools.cache
