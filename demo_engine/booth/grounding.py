@@ -38,6 +38,17 @@ SYSTEM_RULES = (
 )
 
 
+# A worked example for the opening turn (measured, see PROMPT_EXAMPLE): its record is invented, with codes no real
+# record has, so a reply that copies them is caught by the figure check.
+WORKED_EXAMPLE = (
+    "\nExample.\nFacts:\n- Example Robotics Ltd: hall Z9, booth Z-999. Exhibitor from Nowhere.\n"
+    "Question: Where is Example Robotics Ltd?\nAnswer: Example Robotics Ltd is in hall Z9, booth Z-999."
+)
+PROMPT_EXAMPLE = False
+# "text": each passage's text; "facts": only its facts (shorter, no description).
+PROMPT_FORM = "text"
+
+
 @dataclass
 class SourceCard:
     """One source under a reply: the record's title, the fact used, a link to its public page."""
@@ -87,22 +98,27 @@ def conference_passage() -> Passage | None:
     return Passage.objects.filter(kind="conference").order_by("-record_key").first()
 
 
-def system_turn(conference: Passage | None) -> str:
+def system_turn(conference: Passage | None, *, example: bool = PROMPT_EXAMPLE) -> str:
     facts = f"The conference: {conference.text}" if conference is not None else ""
-    return SYSTEM_RULES.format(conference=facts).replace("booth. \n", "booth.\n")
+    turn = SYSTEM_RULES.format(conference=facts).replace("booth. \n", "booth.\n")
+    return turn + WORKED_EXAMPLE if example else turn
 
 
-def facts_block(passages: list[Passage]) -> str:
+def facts_block(passages: list[Passage], *, form: str = PROMPT_FORM) -> str:
+    """One line per passage: its text, or (form "facts") only its facts, shorter."""
+    if form == "facts":
+        return "\n".join(f"- {'; '.join(passage.facts) or passage.text}" for passage in passages)
     return "\n".join(f"- {passage.text}" for passage in passages)
 
 
-def user_turn(question: str, passages: list[Passage]) -> str:
+def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM) -> str:
     if not passages:
         return question
-    return f"Facts:\n{facts_block(passages)}\n\nQuestion: {question}"
+    return f"Facts:\n{facts_block(passages, form=form)}\n\nQuestion: {question}"
 
 
-def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES) -> Grounding:
+def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, example: bool = PROMPT_EXAMPLE,
+                    form: str = PROMPT_FORM) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
     found = retrieval.retrieve(question=question, k=max(k, SOURCES_SHOWN))
@@ -112,9 +128,9 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES) 
                           passages=passages, conference=conference, retrieval_ms=found.elapsed_ms)  # fmt: skip
     earlier = [turn for turn in history[:-1] if turn["role"] != "system"] if history else []
     grounding.messages = [
-        {"role": "system", "content": system_turn(conference)},
+        {"role": "system", "content": system_turn(conference, example=example)},
         *earlier,
-        {"role": "user", "content": user_turn(question, passages)},
+        {"role": "user", "content": user_turn(question, passages, form=form)},
     ]
     return grounding
 

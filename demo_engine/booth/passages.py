@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Model
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from showcase.exhibits import models as content
 from showcase.exhibits.models import Status
@@ -274,8 +275,10 @@ KINDS = tuple(BUILDERS)
 def passages_all() -> list[PassageDraft]:
     """A passage for every published record (what a rebuild indexes)."""
     drafts = []
-    for kind, queryset in _published_querysets().items():
-        drafts.extend(BUILDERS[kind](record) for record in queryset.iterator(chunk_size=500))
+    # Links in the site's default language (no prefix); the chat page puts the visitor's language in front.
+    with translation.override(settings.LANGUAGE_CODE):
+        for kind, queryset in _published_querysets().items():
+            drafts.extend(BUILDERS[kind](record) for record in queryset.iterator(chunk_size=500))
     return drafts
 
 
@@ -285,7 +288,10 @@ def passage_for(*, kind: str, pk: int) -> PassageDraft | None:
     if queryset is None:
         return None
     record = queryset.filter(pk=pk).first()
-    return BUILDERS[kind](record) if record is not None else None
+    if record is None:
+        return None
+    with translation.override(settings.LANGUAGE_CODE):
+        return BUILDERS[kind](record)
 
 
 def related_keys(instance: Model) -> list[tuple[str, int]]:

@@ -23,6 +23,8 @@ INDEXED_MODELS = [
 # Records that quote another and disappear with it: a product with its exhibitor, a pitch with its start-up.
 DEPENDENTS = {"exhibitor": ("products", "product"), "startup": ("pitches", "pitch"), "aisystem": ("claims", "claim")}
 _PENDING_ATTRIBUTE = "_booth_index_pending"
+# Off only where a caller rebuilds the whole index itself afterwards (the eval's throw-away database).
+INDEX_ON_COMMIT = True
 
 
 def _pending() -> dict[str, set]:
@@ -70,23 +72,27 @@ def _queue(instance: Model, *, gone: bool = False) -> None:
 
 
 def _saved(sender, instance: Model, **kwargs) -> None:
-    if kwargs.get("raw"):
+    if kwargs.get("raw") or not INDEX_ON_COMMIT:
         return  # fixtures loading: a rebuild indexes them
     _queue(instance)
 
 
 def _deleted(sender, instance: Model, **kwargs) -> None:
+    if not INDEX_ON_COMMIT:
+        return
     _queue(instance, gone=True)
 
 
 def _category_saved(sender, instance: content.Category, **kwargs) -> None:
+    if not INDEX_ON_COMMIT:
+        return
     pending = _pending()
     for pk in instance.exhibitors.values_list("pk", flat=True):
         pending["index"].add(("exhibitor", pk))
 
 
 def _m2m_changed(sender, instance: Model, action: str, pk_set=None, model=None, **kwargs) -> None:
-    if action not in ("post_add", "post_remove", "post_clear"):
+    if action not in ("post_add", "post_remove", "post_clear") or not INDEX_ON_COMMIT:
         return
     _queue(instance)
     if model is not None and pk_set:
