@@ -86,8 +86,8 @@ def _conference(conference: content.Conference) -> PassageDraft:
     name = f"{conference.short_name} ({conference.name})" if conference.short_name else conference.name
     facts = [f"{dates}, {where}", *figures]
     text = f"{name}: {dates}, {where}. {'; '.join(figures)}. {_clean(conference.summary, 240)}"
-    return PassageDraft(record_key(conference), "conference", conference.name, conference.get_absolute_url(),
-                        text.strip(), facts)  # fmt: skip
+    title = f"{conference.short_name} · {conference.name}" if conference.short_name else conference.name
+    return PassageDraft(record_key(conference), "conference", title, conference.get_absolute_url(), text.strip(), facts)
 
 
 def _stand(exhibitor: content.Exhibitor) -> str:

@@ -9,13 +9,13 @@ import unicodedata
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-./][a-z0-9]+)*|[\u3400-\u9fff]+")
 # Words that would match most passages and say nothing about which one: English, French and Chinese function words
-# and the conference's own vocabulary ("booth", "hall" appear in every exhibitor's passage).
+# and the words of every exhibitor's passage ("booth", "hall").
 STOPWORDS = frozenset(
     """a an and are at be by can de des did do does du en est et for from how i in is it la le les me my of on or ou
     par pour qu que qui quel quelle quels quelles se show sur tell the their there this to un une was what when where
     which who whom why will with you your il elle a-t-il y about give any has have me much many there's what's
     where's est-ce ce cette ces au aux dans avec combien comment quand d l s c n j m t
-    booth stand stands hall halls exhibit exhibitor exhibitors conference waic 2025 salon""".split()  # noqa: SIM905
+    booth stand stands hall halls exhibit exhibitor exhibitors salon""".split()  # noqa: SIM905
 )
 CJK_STOP = frozenset("的 了 吗 呢 是 在 哪 个 什么 多少 谁 有 和 与 么 请 问 展位 展台".split())  # noqa: SIM905
 
@@ -38,5 +38,7 @@ def search_terms(text: str, *, question: bool = False) -> list[str]:
         parts = re.split(r"[-./]", word)
         if len(parts) > 1:
             terms.append("".join(parts))
+            # In a question, a code's lone letter ("b" of "B-112") would match every booth in row B.
+            parts = [part for part in parts if not (question and len(part) == 1 and part.isalpha())]
         terms.extend(part for part in parts if not (question and part in STOPWORDS))
     return terms
