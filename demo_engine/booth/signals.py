@@ -28,22 +28,31 @@ INDEX_ON_COMMIT = True
 
 
 def _pending() -> dict[str, set]:
+    """What the open transaction changed, per database connection (so per thread)."""
     pending = getattr(connection, _PENDING_ATTRIBUTE, None)
     if pending is None:
         pending = {"index": set(), "remove": set()}
         setattr(connection, _PENDING_ATTRIBUTE, pending)
-        transaction.on_commit(_flush)
     return pending
 
 
+def _after_commit() -> None:
+    # Registered by every change (a rolled-back transaction drops its own callbacks; outside a transaction it runs
+    # at once): the first to run flushes everything pending, the others find nothing left.
+    transaction.on_commit(_flush)
+
+
 def _flush() -> None:
-    from demo_engine.booth import index, tasks
+    from demo_engine.booth import index, passages, tasks
 
     pending = getattr(connection, _PENDING_ATTRIBUTE, None) or {"index": set(), "remove": set()}
     setattr(connection, _PENDING_ATTRIBUTE, None)
     for key in sorted(pending["remove"]):
+        kind, pk = key.split(":")
         try:
-            index.passage_remove(record_key=key)
+            # Left over from a rolled-back transaction, a removal may no longer hold: look at the record as it is.
+            if passages.passage_for(kind=kind, pk=int(pk)) is None:
+                index.passage_remove(record_key=key)
         except Exception:  # the index lags until the task or a rebuild; a content save must not fail for it
             logger.exception("could not remove %s from the booth index", key)
     if pending["index"]:
@@ -69,6 +78,7 @@ def _queue(instance: Model, *, gone: bool = False) -> None:
             pending["index"].add((kind, instance.pk))
     for related in related_keys(instance):
         pending["index"].add(related)
+    _after_commit()
 
 
 def _saved(sender, instance: Model, **kwargs) -> None:
@@ -89,15 +99,19 @@ def _category_saved(sender, instance: content.Category, **kwargs) -> None:
     pending = _pending()
     for pk in instance.exhibitors.values_list("pk", flat=True):
         pending["index"].add(("exhibitor", pk))
+    _after_commit()
 
 
 def _m2m_changed(sender, instance: Model, action: str, pk_set=None, model=None, **kwargs) -> None:
     if action not in ("post_add", "post_remove", "post_clear") or not INDEX_ON_COMMIT:
         return
     _queue(instance)
-    if model is not None and pk_set:
+    from demo_engine.booth.passages import KINDS
+
+    if model is not None and pk_set and model._meta.model_name in KINDS:
         for pk in pk_set:
             _pending()["index"].add((model._meta.model_name, pk))
+        _after_commit()
 
 
 for _model in [*INDEXED_MODELS, content.Source]:
