@@ -58,7 +58,7 @@ def sampling_from_options(options: object) -> services.SamplingChoice:
         raise FrameError("bad_frame", "'options.max_new_tokens' must be a whole number ≥ 1.")
     # Capped, not refused: a client asking for more simply gets the site's maximum.
     max_new_tokens = min(max_new_tokens, settings.CHAT_MAX_NEW_TOKENS)
-    grounded = options.get("grounded") is not False  # the booth assistant unless `"grounded": false` asks otherwise
+    grounded = options.get("grounded") is True  # the booth assistant (the chat page asks for it), else the plain model
     return {"seed": seed, "temperature": float(temperature), "max_new_tokens": max_new_tokens, "grounded": grounded}
 
 

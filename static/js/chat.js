@@ -15,6 +15,9 @@
   const connection = document.getElementById("connection");
   const label = (name) => root.dataset["label" + name.charAt(0).toUpperCase() + name.slice(1)] || name;
   const langPrefix = root.dataset.langPrefix || "";
+  const groundedBox = document.getElementById("grounded");
+  // The booth's assistant (answers from the published content, with sources) unless the visitor unticks it.
+  const options = () => ({ grounded: groundedBox.checked });
 
   const md = window.markdownit({
     html: false,
@@ -202,7 +205,7 @@
     button.type = "button";
     button.className = "secondary regenerate";
     button.textContent = label("regenerate");
-    button.addEventListener("click", () => send({ type: "regenerate" }));
+    button.addEventListener("click", () => send({ type: "regenerate", options: options() }));
     last.querySelector(".meta").appendChild(button);
   }
 
@@ -307,7 +310,7 @@
     event.preventDefault();
     const text = prompt.value.trim();
     if (!text || inFlight) return;
-    if (send({ type: "send", text: text })) prompt.value = "";
+    if (send({ type: "send", text: text, options: options() })) prompt.value = "";
   });
   prompt.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -318,7 +321,7 @@
   stopButton.addEventListener("click", () => send({ type: "stop" }));
   document.querySelectorAll(".suggestion").forEach((button) => button.addEventListener("click", () => {
     if (inFlight) return;
-    send({ type: "send", text: button.textContent.trim() });
+    send({ type: "send", text: button.textContent.trim(), options: options() });
   }));
   document.getElementById("new-conversation").addEventListener("click", () => send({ type: "new_conversation" }));
   connect();
