@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", action="store_true", help="also run the prompt variants")
     parser.add_argument("--no-scale", action="store_true", help="skip the 800-exhibitor/3,000-product figures")
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions (a quick look)")
+    parser.add_argument("--retrieval-only", action="store_true", help="no answers: retrieval and the scale figures")
+    parser.add_argument("--runs", default="", help="only these runs, comma-separated (e.g. 'grounded k=2 turn')")
     parser.add_argument("--max-new-tokens", type=int, default=60)
     parser.add_argument("--show", action="store_true", help="print each answer as it comes (stderr)")
     args = parser.parse_args(argv)
@@ -193,13 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         runs = {"grounded": dict(grounded=True, k=booth.PROMPT_PASSAGES, example=booth.PROMPT_EXAMPLE),
                 "ungrounded": dict(grounded=False, k=0, example=False)}  # fmt: skip
         if args.variants:  # one change at a time from the defaults
-            for k, form, example in ((1, "text", False), (3, "text", False), (2, "facts", False), (1, "facts", False),
-                                     (2, "text", True)):  # fmt: skip
+            for k, form, example in ((2, "turn", False), (1, "text", False), (2, "facts", False), (2, "text", True),
+                                     (3, "text", False)):  # fmt: skip
                 if (k, form, example) != (booth.PROMPT_PASSAGES, booth.PROMPT_FORM, booth.PROMPT_EXAMPLE):
                     name = f"grounded k={k} {form}{' +example' if example else ''}"
                     runs[name] = dict(grounded=True, k=k, example=example, form=form)
         result["runs"] = {}
-        for name, options in runs.items():
+        chosen = [name.strip() for name in args.runs.split(",") if name.strip()]
+        if chosen:
+            runs = {name: options for name, options in runs.items() if name in chosen}
+        for name, options in ({} if args.retrieval_only else runs).items():
             if args.show:
                 print(f"{name}:", file=sys.stderr)
             run = result["runs"][name] = _run(engine, questions, max_new_tokens=args.max_new_tokens, show=args.show,

@@ -45,7 +45,8 @@ WORKED_EXAMPLE = (
     "Question: Where is Example Robotics Ltd?\nAnswer: Example Robotics Ltd is in hall Z9, booth Z-999."
 )
 PROMPT_EXAMPLE = False
-# "text": each passage's text; "facts": only its facts (shorter, no description).
+# "text": each passage's text; "facts": only its facts (shorter, no description); "turn": the passages as the
+# assistant's previous turn.
 PROMPT_FORM = "text"
 
 
@@ -127,11 +128,15 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
     grounding = Grounding(question=question, language=question_language(question), relevant=found.relevant,
                           passages=passages, conference=conference, retrieval_ms=found.elapsed_ms)  # fmt: skip
     earlier = [turn for turn in history[:-1] if turn["role"] != "system"] if history else []
-    grounding.messages = [
-        {"role": "system", "content": system_turn(conference, example=example)},
-        *earlier,
-        {"role": "user", "content": user_turn(question, passages, form=form)},
-    ]
+    if form == "turn" and passages:
+        # The passages as the assistant's own previous answer to "what does the directory say?": a small model
+        # repeats what it said before more readily than what it was told.
+        lookup = [{"role": "user", "content": "What does the booth's directory say about this?"},
+                  {"role": "assistant", "content": facts_block(passages, form="text")},
+                  {"role": "user", "content": question}]  # fmt: skip
+    else:
+        lookup = [{"role": "user", "content": user_turn(question, passages, form=form)}]
+    grounding.messages = [{"role": "system", "content": system_turn(conference, example=example)}, *earlier, *lookup]
     return grounding
 
 
@@ -150,13 +155,34 @@ def _overlap(fact: str, reply_text: str) -> int:
     return 3 * sum(1 for figure in figures_used if figure in fact) + len(words & set(re.findall(r"\w+", fact.lower())))
 
 
+# A question's words that say which fact it wants, in the three languages: the card shows that fact even when the
+# model's text missed it.
+_ASKS = {
+    "booth": ("where", "booth", "hall", "stand", "find", "où", "trouve", "展位", "展馆", "哪"),
+    "pitches": ("when", "time", "pitch", "present", "room", "quand", "heure", "什么时候", "路演"),
+    "gpu-hours": ("gpu-hours", "gpu hours", "heures gpu", "小时"),
+    "training cost": ("cost", "spent", "coût", "成本", "花"),
+    "parameters": ("parameters", "paramètres", "参数"),
+}
+
+
+def _fact_for(facts: list[str], question: str, reply_text: str) -> str:
+    asked = question.lower()
+    wanted = [key for key, words in _ASKS.items() if any(word in asked for word in words)]
+
+    def score(fact: str) -> int:
+        lowered = fact.lower()
+        return 10 * sum(key in lowered for key in wanted) + 2 * _overlap(fact, question) + _overlap(fact, reply_text)
+
+    return max(facts, key=score)
+
+
 def source_cards(*, grounding: Grounding, reply_text: str) -> list[SourceCard]:
     """The sources shown under a reply: the passages it was given, each with the fact closest to what the reply
     says; the conference too when the reply used one of its opening-turn figures and no passage has it."""
     cards = []
     for passage in grounding.passages:
-        fact = max(passage.facts or [passage.text], key=lambda f: _overlap(f, reply_text)) if reply_text else ""
-        fact = fact or (passage.facts[0] if passage.facts else passage.text)
+        fact = _fact_for(passage.facts or [passage.text], grounding.question, reply_text)
         cards.append(SourceCard(passage.title, passage.url, fact, passage.kind, passage.record_key))
     conference = grounding.conference
     if conference is not None and reply_text and all(card.record_key != conference.record_key for card in cards):
