@@ -173,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions (a quick look)")
     parser.add_argument("--retrieval-only", action="store_true", help="no answers: retrieval and the scale figures")
     parser.add_argument("--runs", default="", help="only these runs, comma-separated (e.g. 'grounded k=2 turn')")
-    parser.add_argument("--max-new-tokens", type=int, default=60)
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=48, help="per answer (the answers wanted are one or two sentences)"
+    )
     parser.add_argument("--show", action="store_true", help="print each answer as it comes (stderr)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="eval-booth-") as var_dir:
@@ -200,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = {"grounded": dict(grounded=True, k=booth.PROMPT_PASSAGES, example=booth.PROMPT_EXAMPLE),
                 "ungrounded": dict(grounded=False, k=0, example=False)}  # fmt: skip
         if args.variants:  # one change at a time from the defaults
-            for k, form, example in ((2, "turn", False), (1, "text", False), (2, "facts", False), (2, "text", True),
-                                     (3, "text", False)):  # fmt: skip
+            for k, form, example in ((2, "text", False), (1, "text", False), (2, "turn", False), (2, "text", True),
+                                     (1, "facts", False), (3, "facts", False), (2, "facts", True)):  # fmt: skip
                 if (k, form, example) != (booth.PROMPT_PASSAGES, booth.PROMPT_FORM, booth.PROMPT_EXAMPLE):
                     name = f"grounded k={k} {form}{' +example' if example else ''}"
                     runs[name] = dict(grounded=True, k=k, example=example, form=form)

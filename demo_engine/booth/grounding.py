@@ -47,7 +47,7 @@ WORKED_EXAMPLE = (
 PROMPT_EXAMPLE = False
 # "text": each passage's text; "facts": only its facts (shorter, no description); "turn": the passages as the
 # assistant's previous turn.
-PROMPT_FORM = "text"
+PROMPT_FORM = "facts"
 
 
 @dataclass
