@@ -163,6 +163,12 @@ _ASKS = {
     "gpu-hours": ("gpu-hours", "gpu hours", "heures gpu", "小时"),
     "training cost": ("cost", "spent", "coût", "成本", "花"),
     "parameters": ("parameters", "paramètres", "参数"),
+    "chips": ("chips", "gpus", "puces", "芯片"),
+    "price": ("price", "hourly", "rent", "prix", "价格", "租"),
+    "companies": ("companies", "exhibit", "entreprises", "exposants", "公司", "展商"),
+    "guests": ("guests", "visitors", "invités", "visiteurs", "嘉宾"),
+    "countries": ("countries", "pays", "国家"),
+    "start-ups": ("start-up", "startup", "创业"),
 }
 
 

@@ -179,7 +179,7 @@ def _ai_system(system: content.AISystem) -> PassageDraft:
     if system.parameters_label:
         facts.append(_labelled(f"{system.parameters_label} parameters", system.parameters_kind))
     if system.chip_count:
-        facts.append(_labelled(f"{system.chip_count:,} {chip}", system.chip_count_kind))
+        facts.append(_labelled(f"{system.chip_count:,} {chip} chips", system.chip_count_kind))
     elif system.hardware:
         facts.append(f"trained on {chip}")
     if system.gpu_hours:
