@@ -22,11 +22,39 @@ _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "millions": 1e6,
            "billion": 1e9, "milliard": 1e9, "milliards": 1e9, "万": 1e4, "亿": 1e8}  # fmt: skip
 
 
+_MONTHS = {name: number for number, names in enumerate((
+    ("january", "janvier"), ("february", "février", "fevrier"), ("march", "mars"), ("april", "avril"), ("may", "mai"),
+    ("june", "juin"), ("july", "juillet"), ("august", "août", "aout"), ("september", "septembre"),
+    ("october", "octobre"), ("november", "novembre"), ("december", "décembre", "decembre")), start=1)
+    for name in names}  # fmt: skip
+_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# "26 July", "26–28 July", "July 26", "7月26日": a day goes with its month, so "26 June" is not "26–28 July".
+_DATE = re.compile(
+    rf"\b(\d{{1,2}})(?:\s*[–-]\s*(\d{{1,2}}))?\s+({_MONTH})\b|\b({_MONTH})\s+(\d{{1,2}})\b|(\d{{1,2}})月(\d{{1,2}})日",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True)
 class FoundFigure:
     text: str  # as written in the reply
     start: int
     end: int
+
+
+def _dates(text: str) -> set[tuple[int, int]]:
+    """(month, day) of every date in `text`; a range gives each of its days."""
+    found: set[tuple[int, int]] = set()
+    for match in _DATE.finditer(text):
+        first, last, month_after, month_before, day_after, cjk_month, cjk_day = match.groups()
+        if cjk_month:
+            found.add((int(cjk_month), int(cjk_day)))
+        elif month_before:
+            found.add((_MONTHS[month_before.lower()], int(day_after)))
+        else:
+            month = _MONTHS[month_after.lower()]
+            found.update((month, day) for day in range(int(first), int(last or first) + 1))
+    return found
 
 
 def _codes(text: str) -> set[str]:
@@ -70,7 +98,7 @@ def figures_in(text: str) -> list[FoundFigure]:
         taken.append((start, end))
         found.append(FoundFigure(text[start:end], start, end))
 
-    for pattern in (_CODE, _TIME, _NUMBER):
+    for pattern in (_DATE, _CODE, _TIME, _NUMBER):
         for match in pattern.finditer(text):
             add(match.start(), match.end())
     return sorted(found, key=lambda figure: figure.start)
@@ -79,11 +107,13 @@ def figures_in(text: str) -> list[FoundFigure]:
 def unsupported_figures(text: str, source_texts: list[str]) -> list[str]:
     """The figures of `text` found in none of `source_texts`, as written, each once, in order."""
     sources = " \n ".join(source_texts)
-    codes, times, values = _codes(sources), _times(sources), _values(sources)
+    codes, times, values, dates = _codes(sources), _times(sources), _values(sources), _dates(sources)
     missing: list[str] = []
     for figure in figures_in(text):
         written = figure.text.strip()
-        if _CODE.fullmatch(written):
+        if _DATE.fullmatch(written):
+            ok = _dates(written) <= dates
+        elif _CODE.fullmatch(written):
             ok = _codes(written) <= codes
         elif _TIME.fullmatch(written):
             ok = _times(written) <= times

@@ -28,3 +28,11 @@ def test_invented_amounts_and_counts_are_marked_once_each():
 def test_a_reply_with_no_sources_has_every_figure_marked():
     """Without sources, nothing the model states as a figure passes."""
     assert unsupported_figures("Booth B-112 opens at 10:00.", []) == ["B-112", "10:00"]
+
+
+def test_a_day_moved_to_another_month_is_marked():
+    """ "26 June" is not the conference's "26–28 July": a date is checked as a day of its month, in any language."""
+    sources = ["WAIC 2025: 26–28 July 2025, Shanghai."]
+    assert unsupported_figures("It runs from July 27 to 28 July, 7月26日.", sources) == []
+    assert unsupported_figures("It was held on 26 June 2025.", sources) == ["26 June"]
+    assert unsupported_figures("Le 30 juillet.", sources) == ["30 juillet"]
