@@ -25,8 +25,10 @@ from django.utils.translation import gettext as _
 from demo_engine.booth import figures, retrieval
 from demo_engine.booth.models import Passage
 
-# How many passages go into the prompt. Measured on the eval's 44 questions (README): 2 passages stated the fact
-# more often than 3 (a 135M model mixes records up when given more), and recall@2 is close to recall@3.
+# How many passages go into the prompt, and in which form: measured with `python -m demo_engine.eval_booth
+# --variants` on its 46 answerable questions (README): two passages given as their facts only, the answer's record
+# first, stated the expected fact in 59-61% of answers; their full text (descriptions too) 46%; one passage 39-43%
+# (the right record is sometimes second); three 43%. A 135M model mixes up what it is given in bulk.
 PROMPT_PASSAGES = 2
 SOURCES_SHOWN = 3
 
@@ -38,15 +40,16 @@ SYSTEM_RULES = (
 )
 
 
-# A worked example for the opening turn (measured, see PROMPT_EXAMPLE): its record is invented, with codes no real
-# record has, so a reply that copies them is caught by the figure check.
+# A worked example for the opening turn, off by default: it did not help (54% against 59% with it, README), and
+# DESIGN.md saw one leak a booth code into a wrong reply. Its record is invented, with codes no real record has, so
+# a reply that copies them is caught by the figure check.
 WORKED_EXAMPLE = (
     "\nExample.\nFacts:\n- Example Robotics Ltd: hall Z9, booth Z-999. Exhibitor from Nowhere.\n"
     "Question: Where is Example Robotics Ltd?\nAnswer: Example Robotics Ltd is in hall Z9, booth Z-999."
 )
 PROMPT_EXAMPLE = False
-# "text": each passage's text; "facts": only its facts (shorter, no description); "turn": the passages as the
-# assistant's previous turn.
+# "facts": each passage's facts only (shorter, no description; measured best); "text": its whole text; "turn": the
+# passages as the assistant's own previous turn (33%: worse).
 PROMPT_FORM = "facts"
 
 
