@@ -40,7 +40,7 @@ SYSTEM_RULES = (
 )
 
 
-# A worked example for the opening turn, off by default: it did not help (54% against 59% with it, README), and
+# A worked example for the opening turn, off by default: it did not help (54% with it, 59% without, README), and
 # DESIGN.md saw one leak a booth code into a wrong reply. Its record is invented, with codes no real record has, so
 # a reply that copies them is caught by the figure check.
 WORKED_EXAMPLE = (
