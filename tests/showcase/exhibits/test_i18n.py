@@ -43,8 +43,18 @@ def test_figure_labels_are_translated(client, demo_content):
 @pytest.mark.parametrize(
     ("prefix", "strings"),
     [
-        ("/fr", ["Demandez au stand", "Envoyer", "Nouvelle conversation", "Posez une question", "en ligne",
-                 "introuvable dans les sources", "avec les sources"]),
+        (
+            "/fr",
+            [
+                "Demandez au stand",
+                "Envoyer",
+                "Nouvelle conversation",
+                "Posez une question",
+                "en ligne",
+                "introuvable dans les sources",
+                "avec les sources",
+            ],
+        ),
         ("/zh-hans", ["问问展台", "发送", "新对话", "请提问", "在线", "来源中未找到", "并附来源"]),
     ],
 )
