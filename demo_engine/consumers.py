@@ -60,8 +60,9 @@ def sampling_from_options(options: object) -> services.SamplingChoice:
         raise FrameError("bad_frame", "'options.max_new_tokens' must be a whole number ≥ 1.")
     # Capped, not refused: a client asking for more simply gets the site's maximum.
     max_new_tokens = min(max_new_tokens, settings.CHAT_MAX_NEW_TOKENS)
+    grounded = options.get("grounded") is True  # the booth assistant (the chat page asks for it), else the plain model
     # The chat page's repetition penalty is a documented site setting; the API applies none unless asked.
-    return {"seed": seed, "temperature": float(temperature), "max_new_tokens": max_new_tokens,
+    return {"seed": seed, "temperature": float(temperature), "max_new_tokens": max_new_tokens, "grounded": grounded,
             "repetition_penalty": settings.CHAT_REPETITION_PENALTY}  # fmt: skip
 
 

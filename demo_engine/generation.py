@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from demo_engine import moderation, reply_stream, runtime, selectors, services
+from demo_engine.booth import grounding as booth_grounding
+from demo_engine.booth import replies as booth_replies
 from demo_engine.models import Message
 from demo_engine.protocol import DeltaFrame, ReplyStats
 from demo_engine.reply_stream import ReplyRef
@@ -66,6 +68,10 @@ def reply_generate(*, message_id: int, stream_token: str) -> None:
             writer.use_stop_sequences(reply.stop_sequences)
             writer.use_filter(moderation.ReplyFilter.for_conversation(reply.conversation))
             outcome = _stream_reply(runtime.get_engine(), reply, writer)
+            if writer.grounding is not None:  # a booth-assistant reply: its checked sources, before the end frame
+                booth_replies.reply_sources_finish(message_id=message_id, grounding=writer.grounding,
+                                                   reply_text=writer.text, append=writer.append,
+                                                   next_seq=writer.next_seq)  # fmt: skip
         except Exception as exc:
             logger.exception("reply %s failed", message_id)
             outcome = ReplyOutcome(Message.Status.FAILED, f"The model failed: {type(exc).__name__}.", "engine_error")
@@ -105,6 +111,7 @@ class _ReplyWriter:
         self.stopped_by_sequence = False
         self.filter: moderation.ReplyFilter | None = None
         self.cut_by_filter = False
+        self.grounding: booth_grounding.Grounding | None = None
 
     def use_stop_sequences(self, stop_sequences: list[str]) -> None:
         self.stop_sequences = [stop for stop in stop_sequences if stop]
@@ -158,7 +165,17 @@ class _ReplyWriter:
 
 
 def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
-    plan = engine.render_chat(selectors.prompt_messages(reply=reply), max_new_tokens=reply.max_new_tokens)
+    messages = selectors.prompt_messages(reply=reply)
+    if reply.grounded:  # the booth assistant: the prompt from the published content, its sources sent first
+        writer.grounding = booth_grounding.grounding_build(history=messages)
+        writer.append(booth_replies.sources_frame(message_id=reply.id, seq=writer.next_seq(),
+                                                  grounding=writer.grounding, reply_text=None))  # fmt: skip
+        if not writer.grounding.relevant:  # nothing published is relevant: the site says so, the model is not asked
+            writer.add(booth_grounding.unknown_answer(language=writer.grounding.language))
+            writer.flush(tokens=0, final=True)
+            return ReplyOutcome(Message.Status.DONE, finish_reason="stop")
+        messages = writer.grounding.messages
+    plan = engine.render_chat(messages, max_new_tokens=reply.max_new_tokens)
     if plan.truncated_last_turn and reply.origin == Message.Origin.API:
         reason = f"The prompt does not fit in the model's context of {engine.config.max_context} tokens."
         return ReplyOutcome(Message.Status.FAILED, reason, "prompt_too_long")

@@ -92,6 +92,12 @@ class Message(models.Model):
     presence_penalty = models.FloatField(default=0.0)
     # Generation ends (finish reason "stop") before the first of these strings; the string itself is not kept.
     stop_sequences = models.JSONField(default=list, blank=True)
+    # The booth assistant (demo_engine.booth): answered from the published content, with the sources shown under
+    # the reply (title, fact, link) and the figures of its text that none of them contains.
+    grounded = models.BooleanField(default=False)
+    sources = models.JSONField(default=list, blank=True)
+    unsupported_figures = models.JSONField(default=list, blank=True)
+    unsupported_figure_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["created_at", "id"]

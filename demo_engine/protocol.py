@@ -1,9 +1,9 @@
 """The frames of the chat socket (`/ws/chat/`), as typed dictionaries. The README documents them for clients.
 
 Client → server: `send`, `stop`, `regenerate`, `new_conversation`, `resume`, `ping`.
-Server → client: `hello`, `message`, `status`, `delta`, `end`, `error`, `pong`.
-Reply frames (`status`, `delta`, `end`) carry the reply's `message_id` and a `seq` that grows by one per frame
-of that reply, so a client can tell a gap and resume after the last `seq` it has.
+Server → client: `hello`, `message`, `status`, `delta`, `sources`, `end`, `error`, `pong`.
+Reply frames (`status`, `delta`, `sources`, `end`) carry the reply's `message_id` and a `seq` that grows by one per
+frame of that reply, so a client can tell a gap and resume after the last `seq` it has.
 """
 
 import re
@@ -19,6 +19,13 @@ class ReplyStats(TypedDict):
     dropped_turns: int
 
 
+class SourceCard(TypedDict):
+    title: str
+    url: str  # the record's public page
+    fact: str  # the one fact of the record the reply used
+    kind: str  # "exhibitor", "product", "pitch", "aisystem", …
+
+
 class MessagePayload(TypedDict):
     id: int
     role: Literal["user", "assistant"]
@@ -27,6 +34,9 @@ class MessagePayload(TypedDict):
     status_label: str
     failure_reason: str
     stats: ReplyStats | None
+    grounded: bool
+    sources: list[SourceCard]
+    unsupported_figures: list[str]  # figures of `content` found in none of the sources, as written
 
 
 class StatusFrame(TypedDict):
@@ -43,6 +53,19 @@ class DeltaFrame(TypedDict):
     seq: int
     text: str
     tokens: int  # tokens generated so far, this delta included
+
+
+class SourcesFrame(TypedDict):
+    """A booth-assistant reply's sources: once before its first delta (what it was given), once after its last
+    (checked: the fact each source backs, and the figures of the text found in none of them)."""
+
+    type: Literal["sources"]
+    message_id: int
+    seq: int
+    sources: list[SourceCard]
+    unsupported_figures: list[str]
+    checked: bool  # False before the text exists, True once its figures were checked
+    found: bool  # False when nothing published was relevant (the reply says so and points to the directory)
 
 
 class EndFrame(TypedDict):

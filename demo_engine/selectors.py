@@ -74,6 +74,9 @@ def message_payload(message: Message) -> MessagePayload:
         "status_label": str(Message.Status(message.status).label),
         "failure_reason": message.failure_reason,
         "stats": reply_stats(message),
+        "grounded": message.grounded,
+        "sources": [] if in_flight else message.sources,
+        "unsupported_figures": [] if in_flight else message.unsupported_figures,
     }
 
 

@@ -34,6 +34,7 @@ class SamplingChoice(TypedDict, total=False):
     repetition_penalty: float
     frequency_penalty: float
     presence_penalty: float
+    grounded: bool
 
 
 def conversation_start(*, session_key: str, language: str = "", kiosk_screen_id: int | None = None) -> Conversation:

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "showcase.live",
     "showcase.kiosk",
     "demo_engine",
+    "demo_engine.booth",
 ]
 
 MIDDLEWARE = [

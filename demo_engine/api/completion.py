@@ -34,8 +34,9 @@ _background: set[asyncio.Task] = set()
 class CompletionRun:
     """Follows one reply (`message_id`) of one API key from its stream, in order, until its `end` frame."""
 
-    def __init__(self, *, api_key_id: int, reply: Message) -> None:
+    def __init__(self, *, api_key_id: int, reply: Message, model: str = wire.MODEL_ID) -> None:
         self.api_key_id = api_key_id
+        self.model = model  # the model the client asked for, named in every chunk
         self.message_id = reply.id
         self.reply = ReplyRef.of(reply)
         self.completion_id = f"chatcmpl-{reply.conversation_id.hex}"
@@ -107,7 +108,7 @@ class CompletionRun:
 
     async def server_sent_events(self, first: dict, *, include_usage: bool) -> AsyncIterator[bytes]:
         """`chat.completion.chunk` events, then `data: [DONE]`. Must run to its end or be closed."""
-        ids = {"completion_id": self.completion_id, "created": self.created}
+        ids = {"completion_id": self.completion_id, "created": self.created, "model": self.model}
         try:
             yield wire.sse_event(wire.chunk_object(**ids, delta={"role": "assistant", "content": ""},
                                                    include_usage=include_usage))  # fmt: skip

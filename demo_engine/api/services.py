@@ -79,6 +79,7 @@ def _completion_save(*, api_key: ApiKey, completion: CompletionRequest) -> Messa
         top_p=completion.top_p,
         max_new_tokens=completion.max_new_tokens,
         stop_sequences=completion.stop,
+        grounded=completion.grounded,
     )
     last_question = next((turn["content"] for turn in reversed(completion.messages) if turn["role"] == "user"), "")
     conversation.title = f"API · {api_key.name}: {last_question}"[:120]
@@ -102,3 +103,13 @@ def api_completion_start(*, api_key: ApiKey, completion: CompletionRequest) -> M
     chat_services.reply_enqueue(reply=reply)
     api_usage_record(api_key_id=api_key.id, requests=1)
     return reply
+
+
+def api_reply_sources(*, message_id: int, base_url: str) -> tuple[list[dict], list[str]]:
+    """A finished `booth-assistant` reply's sources (links made absolute with `base_url`) and the figures of its
+    text found in none of them."""
+    reply = Message.objects.filter(id=message_id).only("sources", "unsupported_figures").first()
+    if reply is None:
+        return [], []
+    sources = [{**source, "url": base_url.rstrip("/") + source["url"]} for source in reply.sources]
+    return sources, list(reply.unsupported_figures)

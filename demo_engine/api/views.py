@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -57,16 +57,16 @@ def _require_method(request: HttpRequest, method: str) -> None:
 async def models_list(request: HttpRequest) -> HttpResponse:
     _require_method(request, "GET")
     await authenticate(request)
-    return JsonResponse({"object": "list", "data": [wire.model_object()]})
+    return JsonResponse({"object": "list", "data": wire.model_list()})
 
 
 @openai_errors
 async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
     _require_method(request, "GET")
     await authenticate(request)
-    if model_id != wire.MODEL_ID:
+    if model_id not in wire.MODEL_IDS:
         raise ApiError(404, f"The model '{model_id[:100]}' does not exist.", param="model", code="model_not_found")
-    return JsonResponse(wire.model_object())
+    return JsonResponse(wire.model_object(model_id))
 
 
 @openai_errors
@@ -84,7 +84,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         raise ApiError(413, "The request body is too large.", code="request_too_large") from None
     completion = wire.parse_completion_request(raw, max_new_tokens_cap=settings.CHAT_MAX_NEW_TOKENS)
     reply = await database_sync_to_async(services.api_completion_start)(api_key=api_key, completion=completion)
-    run = CompletionRun(api_key_id=api_key.id, reply=reply)
+    run = CompletionRun(api_key_id=api_key.id, reply=reply, model=completion.model)
     try:
         # Wait for the first text before choosing the status: a prompt the worker refuses is a 413, not a 200.
         first = await run.first_output()
@@ -92,9 +92,10 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             await run.finish()
             raise wire.error_for_failed_reply(first)
         if completion.stream:
-            response = StreamingHttpResponse(
-                run.server_sent_events(first, include_usage=completion.include_usage), content_type="text/event-stream"
-            )
+            events = run.server_sent_events(first, include_usage=completion.include_usage)
+            if completion.grounded:
+                events = _with_sources(events, run=run, base_url=request.build_absolute_uri("/"))
+            response = StreamingHttpResponse(events, content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"  # a proxy must pass each event on at once
             return response
@@ -107,6 +108,29 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         raise wire.error_for_failed_reply(end)
     usage = wire.usage_from_stats(end["stats"])
     backend = (end["stats"] or {}).get("backend", "")
+    sources, unsupported = None, None
+    if completion.grounded:
+        sources, unsupported = await database_sync_to_async(services.api_reply_sources)(
+            message_id=run.message_id, base_url=request.build_absolute_uri("/")
+        )
     return JsonResponse(wire.completion_object(completion_id=run.completion_id, created=run.created, text=run.text,
                                                finish_reason=wire.finish_reason_for(end), usage=usage,
-                                               backend=backend))  # fmt: skip
+                                               backend=backend, model=completion.model, sources=sources,
+                                               unsupported_figures=unsupported))  # fmt: skip
+
+
+async def _with_sources(events: AsyncIterator[bytes], *, run: CompletionRun, base_url: str) -> AsyncIterator[bytes]:
+    """A `booth-assistant` stream: the sources chunk goes just before `[DONE]` (the reply is saved by then)."""
+    done = wire.sse_event("[DONE]")
+    try:
+        async for event in events:
+            if event == done:
+                sources, unsupported = await database_sync_to_async(services.api_reply_sources)(
+                    message_id=run.message_id, base_url=base_url
+                )
+                yield wire.sse_event(wire.sources_chunk_object(completion_id=run.completion_id, created=run.created,
+                                                               model=wire.BOOTH_MODEL_ID, sources=sources,
+                                                               unsupported_figures=unsupported))  # fmt: skip
+            yield event
+    finally:
+        await events.aclose()

@@ -14,6 +14,10 @@ from demo_engine.protocol import text_problem
 
 MODEL_ID = "smollm2-135m-instruct"
 MODEL_CREATED = 1730419200  # 2024-11-01, SmolLM2's release
+# The same weights as the booth's assistant: answers from the published content, with `sources` in the response.
+BOOTH_MODEL_ID = "booth-assistant"
+BOOTH_MODEL_CREATED = 1753488000  # 2025-07-26, WAIC 2025's first day
+MODEL_IDS = (MODEL_ID, BOOTH_MODEL_ID)
 OWNED_BY = "waic-showcase"
 MAX_STOP_SEQUENCES = 4  # as OpenAI
 # "developer" is OpenAI's newer name for the system role.
@@ -61,6 +65,11 @@ class CompletionRequest:
     stop: list[str] = field(default_factory=list)
     stream: bool = False
     include_usage: bool = False
+    model: str = MODEL_ID
+
+    @property
+    def grounded(self) -> bool:
+        return self.model == BOOTH_MODEL_ID
 
 
 def _is_number(value: Any) -> bool:
@@ -133,10 +142,11 @@ def parse_completion_request(raw: bytes, *, max_new_tokens_cap: int) -> Completi
         raise invalid(None, "The request body must be a JSON object.")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise invalid("model", "'model' is required: use 'smollm2-135m-instruct' (see GET /v1/models).")
-    if model != MODEL_ID:
-        raise ApiError(404, f"The model '{model[:100]}' does not exist. Use '{MODEL_ID}'.", param="model",
-                       code="model_not_found")  # fmt: skip
+        raise invalid("model", "'model' is required: use 'smollm2-135m-instruct' or 'booth-assistant' "
+                      "(see GET /v1/models).")  # fmt: skip
+    if model not in MODEL_IDS:
+        raise ApiError(404, f"The model '{model[:100]}' does not exist. Use '{MODEL_ID}' or '{BOOTH_MODEL_ID}'.",
+                       param="model", code="model_not_found")  # fmt: skip
     messages = _messages(body.get("messages"))
     if body.get("n", 1) not in (1, None):
         raise invalid("n", "Only n=1 is supported.")
@@ -183,6 +193,7 @@ def parse_completion_request(raw: bytes, *, max_new_tokens_cap: int) -> Completi
         stop=_stop(body.get("stop")),
         stream=stream,
         include_usage=include_usage,
+        model=model,
     )
 
 
@@ -198,17 +209,34 @@ def usage_from_stats(stats: dict | None) -> Usage:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def model_object() -> dict:
-    return {"id": MODEL_ID, "object": "model", "created": MODEL_CREATED, "owned_by": OWNED_BY}
+def model_object(model_id: str = MODEL_ID) -> dict:
+    created = BOOTH_MODEL_CREATED if model_id == BOOTH_MODEL_ID else MODEL_CREATED
+    return {"id": model_id, "object": "model", "created": created, "owned_by": OWNED_BY}
+
+
+def model_list() -> list[dict]:
+    return [model_object(model_id) for model_id in MODEL_IDS]
+
+
+class ApiSource(TypedDict):
+    """One source of a `booth-assistant` answer (the response's `sources` field)."""
+
+    title: str
+    url: str  # absolute link to the record's public page
+    fact: str  # the fact of the record the answer used
+    kind: str
 
 
 def completion_object(*, completion_id: str, created: int, text: str, finish_reason: str, usage: Usage,
-                      backend: str) -> dict:  # fmt: skip
-    return {
+                      backend: str, model: str = MODEL_ID, sources: list[ApiSource] | None = None,
+                      unsupported_figures: list[str] | None = None) -> dict:  # fmt: skip
+    """OpenAI's `chat.completion`; a `booth-assistant` answer adds `sources` and `unsupported_figures` (the figures
+    of its text found in none of the sources)."""
+    body = {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
-        "model": MODEL_ID,
+        "model": model,
         "system_fingerprint": backend or None,
         "choices": [
             {
@@ -220,15 +248,27 @@ def completion_object(*, completion_id: str, created: int, text: str, finish_rea
         ],
         "usage": usage,
     }
+    if sources is not None:
+        body["sources"] = sources
+        body["unsupported_figures"] = unsupported_figures or []
+    return body
+
+
+def sources_chunk_object(*, completion_id: str, created: int, model: str, sources: list[ApiSource],
+                         unsupported_figures: list[str]) -> dict:  # fmt: skip
+    """The streamed `booth-assistant` answer's sources: one chunk without choices, just before `[DONE]`."""
+    return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": None, "choices": [], "sources": sources,
+            "unsupported_figures": unsupported_figures}  # fmt: skip
 
 
 def chunk_object(*, completion_id: str, created: int, delta: dict, finish_reason: str | None = None,
-                 include_usage: bool = False) -> dict:  # fmt: skip
+                 include_usage: bool = False, model: str = MODEL_ID) -> dict:  # fmt: skip
     chunk = {
         "id": completion_id,
         "object": "chat.completion.chunk",
         "created": created,
-        "model": MODEL_ID,
+        "model": model,
         "system_fingerprint": None,
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
     }
@@ -237,8 +277,8 @@ def chunk_object(*, completion_id: str, created: int, delta: dict, finish_reason
     return chunk
 
 
-def usage_chunk_object(*, completion_id: str, created: int, usage: Usage) -> dict:
-    return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
+def usage_chunk_object(*, completion_id: str, created: int, usage: Usage, model: str = MODEL_ID) -> dict:
+    return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": None, "choices": [], "usage": usage}  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('demo_engine', '0004_reply_token_and_penalties'),
+        ('demo_engine', '0005_booth_grounding'),
         ('kiosk', '0001_initial'),
     ]
 

@@ -14,6 +14,10 @@
   const notice = document.getElementById("notice");
   const connection = document.getElementById("connection");
   const label = (name) => root.dataset["label" + name.charAt(0).toUpperCase() + name.slice(1)] || name;
+  const langPrefix = root.dataset.langPrefix || "";
+  const groundedBox = document.getElementById("grounded");
+  // The booth's assistant (answers from the published content, with sources) unless the visitor unticks it.
+  const options = () => ({ grounded: groundedBox.checked });
 
   const md = window.markdownit({
     html: false,
@@ -70,18 +74,107 @@
     const li = document.createElement("li");
     li.className = "msg assistant";
     li.dataset.id = message.id;
-    li.innerHTML = '<div class="body"></div><div class="meta"><span class="state"></span><span class="stats"></span></div>';
+    li.innerHTML = '<div class="body"></div><div class="sources-box"></div>' +
+      '<div class="meta"><span class="state"></span><span class="stats"></span></div>';
     list.appendChild(li);
-    const reply = { el: li, text: message.content || "", seq: 0, status: message.status };
+    const reply = { el: li, text: message.content || "", seq: 0, status: message.status, sources: null };
     replies.set(message.id, reply);
+    if (message.grounded && message.status !== "queued" && message.status !== "streaming") {
+      reply.sources = { sources: message.sources || [], unsupported_figures: message.unsupported_figures || [],
+        checked: true, found: (message.sources || []).length > 0 };
+    }
     paint(reply);
     setState(reply, message.status, message.failure_reason, message.stats);
     return reply;
   }
 
   function paint(reply) {
-    reply.el.querySelector(".body").innerHTML = renderMarkdown(reply.text);
+    const body = reply.el.querySelector(".body");
+    body.innerHTML = renderMarkdown(reply.text);
     reply.el.dataset.length = String(reply.text.length);
+    if (reply.sources && reply.sources.checked) markFigures(body, reply.sources.unsupported_figures || []);
+    paintSources(reply);
+  }
+
+  // Wraps each figure the server found in none of the reply's sources in <mark class="not-found">.
+  function markFigures(body, figures) {
+    if (!figures.length) return;
+    const walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT);
+    const nodes = [];
+    while (walker.nextNode()) nodes.push(walker.currentNode);
+    nodes.forEach((node) => {
+      let rest = node.nodeValue;
+      const parts = [];
+      for (;;) {
+        let best = -1, figure = "";
+        figures.forEach((f) => { const at = rest.indexOf(f); if (at !== -1 && (best === -1 || at < best)) { best = at; figure = f; } });
+        if (best === -1) break;
+        parts.push(document.createTextNode(rest.slice(0, best)));
+        const mark = document.createElement("mark");
+        mark.className = "not-found";
+        mark.title = label("notFound");
+        mark.textContent = figure;
+        const hint = document.createElement("span");
+        hint.className = "visually-hidden";
+        hint.textContent = " (" + label("notFound") + ")";
+        mark.appendChild(hint);
+        parts.push(mark);
+        rest = rest.slice(best + figure.length);
+      }
+      if (!parts.length) return;
+      parts.push(document.createTextNode(rest));
+      node.replaceWith(...parts);
+    });
+  }
+
+  function link(href, text) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    return a;
+  }
+
+  // Source cards under a booth-assistant reply: title (a link to the record's page), the fact used.
+  function paintSources(reply) {
+    const box = reply.el.querySelector(".sources-box");
+    box.textContent = "";
+    const info = reply.sources;
+    if (!info) return;
+    if (!info.found) {
+      const p = document.createElement("p");
+      p.className = "nothing-found";
+      p.append(label("nothingFound") + " ", link(root.dataset.directoryUrl, label("directory")), ", ",
+        link(root.dataset.compareUrl, label("compare")), ".");
+      box.appendChild(p);
+      return;
+    }
+    if (!info.sources.length) return;
+    const heading = document.createElement("p");
+    heading.className = "sources-heading";
+    heading.textContent = label("sources");
+    const cards = document.createElement("ul");
+    cards.className = "sources";
+    info.sources.forEach((source) => {
+      const li = document.createElement("li");
+      li.className = "source-card";
+      li.dataset.kind = source.kind;
+      li.appendChild(link(langPrefix + source.url, source.title));
+      if (source.fact) {
+        const fact = document.createElement("span");
+        fact.className = "fact";
+        fact.textContent = source.fact;
+        li.appendChild(fact);
+      }
+      cards.appendChild(li);
+    });
+    box.append(heading, cards);
+    const missing = (info.unsupported_figures || []).length;
+    if (info.checked && missing) {
+      const note = document.createElement("p");
+      note.className = "figures-note";
+      note.textContent = missing + " " + label("figuresNotFound");
+      box.appendChild(note);
+    }
   }
 
   function setState(reply, status, reason, stats, position) {
@@ -112,7 +205,7 @@
     button.type = "button";
     button.className = "secondary regenerate";
     button.textContent = label("regenerate");
-    button.addEventListener("click", () => send({ type: "regenerate" }));
+    button.addEventListener("click", () => send({ type: "regenerate", options: options() }));
     last.querySelector(".meta").appendChild(button);
   }
 
@@ -156,6 +249,18 @@
         reply.text += frame.text;
         paint(reply);
         if (reply.status !== "streaming") setState(reply, "streaming");
+        break;
+      }
+      case "sources": {
+        const reply = replies.get(frame.message_id);
+        if (!reply || frame.seq <= reply.seq) break;
+        if (frame.seq !== reply.seq + 1) {
+          send({ type: "resume", message_id: frame.message_id, after_seq: reply.seq });
+          break;
+        }
+        reply.seq = frame.seq;
+        reply.sources = frame;
+        paint(reply);
         break;
       }
       case "end": {
@@ -205,7 +310,7 @@
     event.preventDefault();
     const text = prompt.value.trim();
     if (!text || inFlight) return;
-    if (send({ type: "send", text: text })) prompt.value = "";
+    if (send({ type: "send", text: text, options: options() })) prompt.value = "";
   });
   prompt.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -214,6 +319,10 @@
     }
   });
   stopButton.addEventListener("click", () => send({ type: "stop" }));
+  document.querySelectorAll(".suggestion").forEach((button) => button.addEventListener("click", () => {
+    if (inFlight) return;
+    send({ type: "send", text: button.textContent.trim(), options: options() });
+  }));
   document.getElementById("new-conversation").addEventListener("click", () => send({ type: "new_conversation" }));
   connect();
 })();

@@ -170,8 +170,10 @@ def test_sampling_options_are_validated_and_capped(settings):
         "seed": 5,
         "temperature": 0.0,
         "max_new_tokens": 64,
+        "grounded": False,
         "repetition_penalty": 1.2,
     }
+    assert sampling_from_options({"grounded": True})["grounded"] is True  # the booth assistant, as the page asks
     with pytest.raises(Exception, match="seed"):
         sampling_from_options({"seed": -1})
 

@@ -87,8 +87,9 @@ def usage_totals(live_stack, key: str) -> dict:
 
 
 def test_models_lists_the_served_model_to_a_key_holder(live_stack, client):
-    """GET /v1/models lists the booth's model for a valid key, and refuses a wrong key with 401 in OpenAI's format."""
-    assert [model.id for model in client.models.list()] == [MODEL]
+    """GET /v1/models lists the booth's models (plain and grounded) for a valid key, and refuses a wrong key with 401
+    in OpenAI's format."""
+    assert [model.id for model in client.models.list()] == [MODEL, "booth-assistant"]
     response = httpx.get(f"{live_stack.base_url}/v1/models", headers={"Authorization": "Bearer sk-waic-nope"})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"

@@ -22,6 +22,7 @@ def test_chat_streams_stops_and_survives_a_reload(live_stack, page: Page):
     page.goto(f"{live_stack.base_url}/chat/")
     expect(page.locator("#connection")).to_contain_text("online", timeout=20_000)
     page.evaluate(SAMPLER)
+    page.locator("#grounded").uncheck()  # the plain model: a long reply to watch grow and to stop
 
     page.locator("#prompt").fill("What is a conference booth? Answer in three sentences.")
     page.locator("#prompt").press("Enter")
@@ -61,7 +62,8 @@ def test_model_output_and_user_text_cannot_inject_markup(live_stack, page: Page)
     question = page.locator(".msg.user").last
     expect(question).to_have_text(hostile)
     expect(page.locator(".msg.assistant").last).not_to_have_attribute("data-status", "queued", timeout=60_000)
-    assert page.locator(".messages img, .messages script, .messages a").count() == 0
+    # (the site's own links under a reply, its sources or the directory, are not model output)
+    assert page.locator(".messages img, .messages script, .messages .body a, .msg.user a").count() == 0
     assert page.evaluate("window.__pwned") is False
     if page.locator("#stop").is_visible():
         page.locator("#stop").click()

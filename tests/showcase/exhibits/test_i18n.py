@@ -46,8 +46,19 @@ def test_figure_labels_are_translated(client, demo_content):
 @pytest.mark.parametrize(
     ("prefix", "strings"),
     [
-        ("/fr", ["Discutez avec SmolLM2", "Envoyer", "Nouvelle conversation", "Posez une question", "en ligne"]),
-        ("/zh-hans", ["与 SmolLM2 对话", "发送", "新对话", "请提问", "在线"]),
+        (
+            "/fr",
+            [
+                "Demandez au stand",
+                "Envoyer",
+                "Nouvelle conversation",
+                "Posez une question",
+                "en ligne",
+                "introuvable dans les sources",
+                "avec les sources",
+            ],
+        ),
+        ("/zh-hans", ["问问展台", "发送", "新对话", "请提问", "在线", "来源中未找到", "并附来源"]),
     ],
 )
 def test_chat_page_speaks_each_language(client, prefix, strings):

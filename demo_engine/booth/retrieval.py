@@ -1,0 +1,152 @@
+"""Reads of the booth's index: lexical search (SQLite FTS5 / PostgreSQL full text) for names and codes, dense search
+(all-MiniLM-L6-v2 vectors, an exact dot product) for meaning, fused by reciprocal rank.
+
+Exact search is right at this scale: 800 exhibitors and 3,000 products are about 4,000 vectors, 6 MB, and one
+matrix-vector product over them costs well under a millisecond. The vectors live in each worker's memory, reloaded
+when `IndexVersion` moves. Call this in a worker: the question is embedded here.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from django.db import connection
+
+from demo_engine.booth.embedding import get_embedder
+from demo_engine.booth.index import FTS_TABLE
+from demo_engine.booth.models import IndexVersion, Passage
+from demo_engine.booth.terms import search_terms
+
+CANDIDATES = 20  # from each of the two searches, before fusion
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009); results hardly depend on it
+# Below this cosine, the best dense match is about something else: the eval's off-topic questions and small talk
+# measured 0.13-0.26 ("Who won the 2018 football World Cup?" 0.13, "Write a poem about the sea." 0.26), its real
+# questions 0.34-0.85, except those that only name a code ("What is at booth B-112?" 0.29: the words match instead).
+DENSE_RELEVANT = 0.30
+
+
+@dataclass
+class Hit:
+    passage: Passage
+    score: float
+    lexical_rank: int | None = None
+    dense_rank: int | None = None
+    cosine: float = 0.0
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit] = field(default_factory=list)
+    relevant: bool = False
+    elapsed_ms: float = 0.0
+
+
+class _Vectors:
+    """The dense index in this process's memory: passage ids and an (N, 384) matrix, as of `version`."""
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self.ids: list[int] = []
+        self.matrix = torch.zeros(0, 384)
+        self.lock = threading.Lock()
+
+    def current(self) -> tuple[list[int], torch.Tensor]:
+        version = IndexVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0
+        with self.lock:
+            if version != self.version:
+                rows = list(Passage.objects.values_list("pk", "embedding"))
+                self.ids = [pk for pk, _ in rows]
+                buffer = b"".join(bytes(blob) for _, blob in rows)
+                self.matrix = torch.from_numpy(np.frombuffer(buffer, dtype=np.float32).copy()).view(len(rows), 384)
+                self.version = version
+            return self.ids, self.matrix
+
+
+_vectors = _Vectors()
+
+
+def lexical_search(*, question: str, limit: int = CANDIDATES) -> list[int]:
+    """Passage ids whose words match the question's, best first (BM25 on SQLite, ts_rank on PostgreSQL)."""
+    terms = list(dict.fromkeys(search_terms(question, question=True)))[:32]
+    if not terms:
+        return []
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            match = " OR ".join(f'"{term}"' for term in terms)
+            cursor.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s ORDER BY bm25({FTS_TABLE}) "
+                           "LIMIT %s", [match, limit])  # fmt: skip
+        else:
+            query = " | ".join(terms)  # terms are letters and digits only: nothing to escape
+            cursor.execute(
+                "SELECT id FROM booth_passage WHERE to_tsvector('simple', search_text) @@ to_tsquery('simple', %s) "
+                "ORDER BY ts_rank(to_tsvector('simple', search_text), to_tsquery('simple', %s)) DESC LIMIT %s",
+                [query, query, limit],
+            )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def dense_search(*, question: str, limit: int = CANDIDATES) -> list[tuple[int, float]]:
+    """(passage id, cosine) of the nearest passages by meaning, best first: an exact dot product."""
+    ids, matrix = _vectors.current()
+    if not ids:
+        return []
+    # One thread for one short question (the setting is per OS thread): measured 11 ms, against 300-450 ms with two
+    # threads while the engine's scheduler thread keeps both cores busy.
+    torch.set_num_threads(1)
+    query = get_embedder().encode([question])[0]  # (384,)
+    scores = matrix @ query  # (N,)
+    top = torch.topk(scores, min(limit, len(ids)))
+    return [(ids[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+
+
+def retrieve(*, question: str, k: int = 3) -> Retrieval:
+    """The `k` passages that best answer `question`, fused from both searches, and whether any is relevant at all
+    (a name or code matched, or the meaning is close enough)."""
+    started = time.perf_counter()
+    lexical = lexical_search(question=question)
+    dense = dense_search(question=question)
+    scores: dict[int, float] = {}
+    # A code or a number in the question ("B-112", "2,048") is matched by the words, not the meaning: the lexical
+    # ranking then counts double (without it, a booth in the same row outranked the one asked for).
+    lexical_weight = 2.0 if any(char.isdigit() for char in question) else 1.0
+    for rank, pk in enumerate(lexical):
+        scores[pk] = scores.get(pk, 0.0) + lexical_weight / (RRF_K + rank + 1)
+    cosines = dict(dense)
+    for rank, (pk, _cosine) in enumerate(dense):
+        scores[pk] = scores.get(pk, 0.0) + 1.0 / (RRF_K + rank + 1)
+    # The answer's record first: a candidate whose own name the question spells out ("Where is Lujiazui Silicon's
+    # stand?") goes before the records that only mention it (its products), which a 135M model would answer with.
+    candidates = Passage.objects.in_bulk(list(scores))
+    asked = question.lower()
+    for pk, passage in candidates.items():
+        name = passage.title.split(" · ")[0].split(": ", 1)[-1].lower()
+        names = {name, re.sub(r"\s+\d{4}$", "", name)}  # "WAIC 2025" is also asked about as "WAIC"
+        if any(len(each) >= 3 and re.search(rf"(?<!\w){re.escape(each)}(?!\w)", asked) for each in names):
+            scores[pk] += 1.0 / RRF_K
+    best = sorted(scores, key=lambda pk: -scores[pk])[:k]
+    rows = {pk: candidates[pk] for pk in best if pk in candidates}
+    lexical_rank = {pk: rank for rank, pk in enumerate(lexical)}
+    dense_rank = {pk: rank for rank, (pk, _) in enumerate(dense)}
+    hits = [Hit(rows[pk], scores[pk], lexical_rank.get(pk), dense_rank.get(pk), cosines.get(pk, 0.0))
+            for pk in best if pk in rows]  # fmt: skip
+    top_cosine = max(cosines.values(), default=0.0)
+    relevant = bool(hits) and (top_cosine >= DENSE_RELEVANT or _names_matched(question, hits))
+    return Retrieval(hits=hits, relevant=relevant, elapsed_ms=(time.perf_counter() - started) * 1000)
+
+
+def _names_matched(question: str, hits: list[Hit]) -> bool:
+    """Most of the question's words (half or more; its Latin-script ones when it has any, since Chinese character
+    pairs rarely match an English passage) are in the top passage: "Where is Nimbus Drones?" is about that record,
+    "Who won the 2018 football World Cup?" is not about the conference for sharing "world" with it."""
+    terms = set(search_terms(question, question=True))
+    latin = {term for term in terms if not "\u3400" <= term[0] <= "\u9fff"}
+    terms = latin or terms
+    if not terms or not hits:
+        return False
+    found = terms & set(hits[0].passage.search_text.split())
+    return len(found) * 2 >= len(terms)

@@ -1,0 +1,259 @@
+"""`python -m demo_engine.eval_booth [--json] [--variants] [--no-scale] [--limit N]`: the booth assistant, measured.
+
+On a throw-away SQLite database (the site's own is never touched): the demo content is loaded and indexed, then
+every question of `demo_engine/booth/data/eval_questions.json` (written from the demo content in several phrasings,
+English, French and Chinese, with the facts each answer must contain, and a few off-topic ones) is answered twice
+by the real engine, greedy: grounded (the booth assistant, as the worker runs it) and ungrounded (the plain model).
+
+Printed: retrieval recall@3; the share of answers whose own text states the expected facts; the share with them in
+the text or the source cards; the figures marked not found in the sources; the off-topic questions answered "I
+don't know"; the time retrieval adds before the first token. Then the same index with WAIC's volume (800 exhibitors,
+3,000 products): the rebuild time, recall@3 and retrieval's p95 there. `--variants` also runs the prompt variants
+(passages in the prompt, a worked example) that chose the defaults of `demo_engine/booth/grounding.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+QUESTIONS_PATH = Path(__file__).resolve().parent / "booth" / "data" / "eval_questions.json"
+
+
+def _setup(var_dir: str) -> None:
+    os.environ["SHOWCASE_VAR_DIR"] = var_dir
+    os.environ["DATABASE_URL"] = f"sqlite:///{var_dir}/eval.sqlite3"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "showcase.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from demo_engine.booth import signals
+
+    signals.INDEX_ON_COMMIT = False  # the eval indexes everything itself, and queues nothing on a shared broker
+    call_command("migrate", verbosity=0)
+    call_command("load_demo_content", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+
+
+def _record_key(ref: str | None) -> str | None:
+    """ "exhibitor/huangpu-robotics" -> "exhibitor:2" in this database."""
+    if ref is None:
+        return None
+    from showcase.exhibits import models as content
+
+    kind, slug = ref.split("/", 1)
+    lookups = {
+        "exhibitor": lambda: content.Exhibitor.objects.get(slug=slug),
+        "product": lambda: content.Product.objects.get(slug=slug),
+        "pitch": lambda: content.Pitch.objects.get(startup__slug=slug),
+        "startup": lambda: content.Startup.objects.get(slug=slug),
+        "investor": lambda: content.Investor.objects.get(slug=slug),
+        "aisystem": lambda: content.AISystem.objects.get(slug=slug),
+        "claim": lambda: content.Claim.objects.filter(ai_system__slug=slug).first(),
+        "hardware": lambda: content.Hardware.objects.get(slug=slug),
+        "conference": lambda: content.Conference.objects.get(slug=slug),
+    }
+    return f"{kind}:{lookups[kind]().pk}"
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^0-9a-z\u3400-\u9fff]", "", text.lower())
+
+
+def _states(text: str, facts: list[str]) -> bool:
+    return bool(facts) and all(_norm(fact) in _norm(text) for fact in facts)
+
+
+def _p(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _retrieval_figures(questions: list[dict]) -> dict:
+    from demo_engine.booth import retrieval
+
+    hits, timings, cpu = 0, [], []
+    answerable = [q for q in questions if q["record"]]
+    retrieval.retrieve(question="warm-up")
+    for question in answerable:
+        # Wall time, and this thread's CPU time: on a shared 2-core machine the wall time also counts the waits for
+        # a core, the CPU time only the work (the query's embedding runs on this thread alone).
+        cpu_started = time.thread_time()
+        found = retrieval.retrieve(question=question["q"], k=3)
+        cpu.append((time.thread_time() - cpu_started) * 1000)
+        timings.append(found.elapsed_ms)
+        hits += question["key"] in [hit.passage.record_key for hit in found.hits[:3]]
+    return {"recall_at_3": hits / len(answerable), "retrieval_ms_p50": _p(timings, 0.5),
+            "retrieval_ms_p95": _p(timings, 0.95), "retrieval_cpu_ms_p95": _p(cpu, 0.95),
+            "load_average": os.getloadavg()[0], "questions": len(answerable)}  # fmt: skip
+
+
+def _answer(engine, messages: list[dict], max_new_tokens: int) -> str:
+    from demo_engine.generation import sampling_params
+
+    params = sampling_params(temperature=0.0, top_p=1.0, seed=0, max_new_tokens=max_new_tokens)
+    text, _stats = engine.generate(messages, params)
+    return text.strip()
+
+
+def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
+         show: bool, form: str = "") -> dict:  # fmt: skip
+    from demo_engine.booth import grounding as booth
+
+    rows, overhead_ms = [], []
+    for question in questions:
+        started = time.perf_counter()
+        if grounded:
+            built = booth.grounding_build(history=[{"role": "user", "content": question["q"]}], k=k, example=example,
+                                          form=form or booth.PROMPT_FORM)  # fmt: skip
+            overhead_ms.append((time.perf_counter() - started) * 1000)
+            text = (_answer(engine, built.messages, max_new_tokens) if built.relevant
+                    else booth.unknown_answer(language=built.language))  # fmt: skip
+            cards = booth.source_cards(grounding=built, reply_text=text)
+            unsupported = booth.figures_unsupported(grounding=built, reply_text=text)
+            shown = " ".join(f"{card.title} {card.fact}" for card in cards)
+            relevant = built.relevant
+        else:
+            text = _answer(engine, [{"role": "user", "content": question["q"]}], max_new_tokens)
+            from demo_engine.booth.figures import figures_in
+
+            cards, unsupported, shown, relevant = [], [f.text for f in figures_in(text)], "", True
+        from demo_engine.booth.figures import figures_in
+
+        row = {"q": question["q"], "lang": question["lang"], "text": text, "expect": question["expect"],
+               "in_text": _states(text, question["expect"]), "in_text_or_sources": _states(f"{text} {shown}",
+               question["expect"]), "figures": len(figures_in(text)), "not_found": len(unsupported),
+               "unsupported": unsupported, "sources": [card.title for card in cards], "relevant": relevant,
+               "answerable": bool(question["record"])}  # fmt: skip
+        rows.append(row)
+        if show:
+            mark = "✓" if row["in_text"] else ("·" if row["in_text_or_sources"] else "✗")
+            print(f"  {mark} {question['q'][:60]!r} -> {text[:110]!r} {unsupported or ''}", file=sys.stderr)
+    answerable = [row for row in rows if row["answerable"]]
+    off_topic = [row for row in rows if not row["answerable"]]
+    figures_total = sum(row["figures"] for row in rows)
+    return {
+        "facts_in_text": sum(row["in_text"] for row in answerable) / len(answerable),
+        "facts_in_text_or_sources": sum(row["in_text_or_sources"] for row in answerable) / len(answerable),
+        "figures": figures_total,
+        "figures_not_found": sum(row["not_found"] for row in rows),
+        "figures_not_found_share": sum(row["not_found"] for row in rows) / figures_total if figures_total else 0.0,
+        "off_topic_said_unknown": (sum(not row["relevant"] for row in off_topic) / len(off_topic)) if grounded and
+        off_topic else None,
+        "prompt_building_ms_p95": _p(overhead_ms, 0.95) if overhead_ms else None,
+        "rows": rows,
+    }  # fmt: skip
+
+
+def _scale(questions: list[dict]) -> dict:
+    from demo_engine.booth import index
+    from showcase.exhibits import services
+
+    services.exhibitor_volume_generate(exhibitors=800, products=3000)
+    started = time.perf_counter()
+    count = index.index_rebuild()
+    rebuild_s = time.perf_counter() - started
+    return {"passages": count, "rebuild_s": round(rebuild_s, 1), **_retrieval_figures(questions)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object (with every answer)")
+    parser.add_argument("--variants", action="store_true", help="also run the prompt variants")
+    parser.add_argument("--no-scale", action="store_true", help="skip the 800-exhibitor/3,000-product figures")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N questions (a quick look)")
+    parser.add_argument("--retrieval-only", action="store_true", help="no answers: retrieval and the scale figures")
+    parser.add_argument("--runs", default="", help="only these runs, comma-separated (e.g. 'grounded k=2 turn')")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=48, help="per answer (the answers wanted are one or two sentences)"
+    )
+    parser.add_argument("--show", action="store_true", help="print each answer as it comes (stderr)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="eval-booth-") as var_dir:
+        _setup(var_dir)
+        from demo_engine import runtime
+        from demo_engine.booth import grounding as booth
+        from demo_engine.booth import index
+        from demo_engine.engine import Engine
+
+        questions = json.loads(QUESTIONS_PATH.read_text())
+        if args.limit:
+            questions = questions[: args.limit]
+        started = time.perf_counter()
+        passages = index.index_rebuild()
+        demo_rebuild_s = time.perf_counter() - started
+        for question in questions:
+            question["key"] = _record_key(question["record"])
+        engine = Engine.load(**runtime.engine_options())
+        result: dict = {"questions": len(questions), "answerable": sum(1 for q in questions if q["record"]),
+                        "passages": passages, "rebuild_s": round(demo_rebuild_s, 1),
+                        "retrieval": _retrieval_figures(questions), "backend": engine.backend,
+                        "defaults": {"passages_in_prompt": booth.PROMPT_PASSAGES,
+                                     "worked_example": booth.PROMPT_EXAMPLE, "form": booth.PROMPT_FORM}}  # fmt: skip
+        runs = {"grounded": dict(grounded=True, k=booth.PROMPT_PASSAGES, example=booth.PROMPT_EXAMPLE),
+                "ungrounded": dict(grounded=False, k=0, example=False)}  # fmt: skip
+        if args.variants:  # one change at a time from the defaults
+            for k, form, example in ((2, "text", False), (1, "text", False), (2, "turn", False), (2, "text", True),
+                                     (1, "facts", False), (3, "facts", False), (2, "facts", True)):  # fmt: skip
+                if (k, form, example) != (booth.PROMPT_PASSAGES, booth.PROMPT_FORM, booth.PROMPT_EXAMPLE):
+                    name = f"grounded k={k} {form}{' +example' if example else ''}"
+                    runs[name] = dict(grounded=True, k=k, example=example, form=form)
+        result["runs"] = {}
+        chosen = [name.strip() for name in args.runs.split(",") if name.strip()]
+        if chosen:
+            runs = {name: options for name, options in runs.items() if name in chosen}
+        for name, options in ({} if args.retrieval_only else runs).items():
+            if args.show:
+                print(f"{name}:", file=sys.stderr)
+            run = result["runs"][name] = _run(engine, questions, max_new_tokens=args.max_new_tokens, show=args.show,
+                                              **options)  # fmt: skip
+            print(f"{name}: facts in text {_pct(run['facts_in_text'])}, in text or sources "
+                  f"{_pct(run['facts_in_text_or_sources'])}, figures not found {run['figures_not_found']}/"
+                  f"{run['figures']}", file=sys.stderr, flush=True)  # fmt: skip
+        if not args.no_scale:
+            result["scale"] = _scale(questions)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return 0
+    _print(result)
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def _print(result: dict) -> None:
+    retrieval = result["retrieval"]
+    print(f"{result['questions']} questions ({result['answerable']} answerable from the content), "
+          f"{result['passages']} passages, engine {result['backend']}")  # fmt: skip
+    print(f"retrieval: recall@3 {_pct(retrieval['recall_at_3'])}, p50 {retrieval['retrieval_ms_p50']:.1f} ms, "
+          f"p95 {retrieval['retrieval_ms_p95']:.1f} ms (CPU p95 {retrieval['retrieval_cpu_ms_p95']:.1f} ms, "
+          f"load average {retrieval['load_average']:.1f})")  # fmt: skip
+    print(f"{'run':<26} {'facts in text':>14} {'text or sources':>16} {'figures':>8} {'not found':>10} "
+          f"{'off-topic: I don’t know':>24} {'prompt p95':>11}")  # fmt: skip
+    for name, run in result["runs"].items():
+        building = run["prompt_building_ms_p95"]
+        print(f"{name:<26} {_pct(run['facts_in_text']):>14} {_pct(run['facts_in_text_or_sources']):>16} "
+              f"{run['figures']:>8} {run['figures_not_found']:>4} ({_pct(run['figures_not_found_share'])}) "
+              f"{_pct(run['off_topic_said_unknown']):>24} "
+              f"{'–' if building is None else f'{building:.1f} ms':>11}")  # fmt: skip
+    scale = result.get("scale")
+    if scale:
+        print(f"at WAIC's volume ({scale['passages']} passages): rebuild {scale['rebuild_s']} s, "
+              f"recall@3 {_pct(scale['recall_at_3'])}, retrieval p50 {scale['retrieval_ms_p50']:.1f} ms, "
+              f"p95 {scale['retrieval_ms_p95']:.1f} ms (CPU p95 {scale['retrieval_cpu_ms_p95']:.1f} ms, "
+              f"load average {scale['load_average']:.1f})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+from demo_engine.booth.figures import unsupported_figures
+
+SOURCES = [
+    "Huangpu Robotics: hall H1, booth B-112. Exhibitor from China.",
+    "Kernel Forge pitches on 28 July 2025 at 09:30, VC Stage A (20 minutes).",
+    "DeepSeek-V3: training cost $5,576,000 (about $5.58M) (estimated); 2,788,000 GPU-hours; 2,048 H800 SXM",
+]
+
+
+def test_figures_copied_from_the_sources_are_not_marked():
+    """A booth, a hall, a time and a cost the sources give are accepted, whatever their spelling."""
+    text = "Huangpu Robotics is in hall H1, booth B112. Kernel Forge pitches at 9:30 on 28 July; $5.6 million."
+    assert unsupported_figures(text, SOURCES) == []
+
+
+def test_a_moved_time_and_a_leaked_booth_code_are_marked():
+    """The two errors measured on the 135M model (a pitch moved to 11:30, an example's booth E-210) are caught."""
+    text = "Kernel Forge pitches at 11:30 at booth E-210."
+    assert unsupported_figures(text, SOURCES) == ["11:30", "E-210"]
+
+
+def test_invented_amounts_and_counts_are_marked_once_each():
+    """A figure the sources do not give is listed once, as written, in the order of the text."""
+    text = "It used 16,000 chips and cost $80 million; again 16,000 chips."
+    assert unsupported_figures(text, SOURCES) == ["16,000", "80 million"]
+
+
+def test_a_reply_with_no_sources_has_every_figure_marked():
+    """Without sources, nothing the model states as a figure passes."""
+    assert unsupported_figures("Booth B-112 opens at 10:00.", []) == ["B-112", "10:00"]
+
+
+def test_a_day_moved_to_another_month_is_marked():
+    """ "26 June" is not the conference's "26–28 July": a date is checked as a day of its month, in any language."""
+    sources = ["WAIC 2025: 26–28 July 2025, Shanghai."]
+    assert unsupported_figures("It runs from July 27 to 28 July, 7月26日.", sources) == []
+    assert unsupported_figures("It was held on 26 June 2025.", sources) == ["26 June"]
+    assert unsupported_figures("Le 30 juillet.", sources) == ["30 juillet"]

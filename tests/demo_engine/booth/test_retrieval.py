@@ -1,0 +1,81 @@
+"""Retrieval over the indexed demo content: names and codes through the lexical index, meaning through the vectors,
+fused; drafts never indexed; unpublishing and deleting remove at once."""
+
+import pytest
+
+from demo_engine.booth import index, retrieval
+from demo_engine.booth.models import Passage
+from demo_engine.booth.tasks import index_records
+from showcase.exhibits.models import Exhibitor, Status
+
+
+def top_keys(question: str, k: int = 3) -> list[str]:
+    return [hit.passage.record_key for hit in retrieval.retrieve(question=question, k=k).hits]
+
+
+def key_of(slug: str) -> str:
+    return f"exhibitor:{Exhibitor.objects.get(slug=slug).pk}"
+
+
+def test_a_booth_code_finds_its_exhibitor(indexed_demo):
+    """ "What is at booth B-112?" brings Huangpu Robotics and its products, all at B-112: the code decides."""
+    hits = retrieval.retrieve(question="What is at booth B-112?", k=3).hits
+    assert key_of("huangpu-robotics") in [hit.passage.record_key for hit in hits]
+    assert all("B-112" in hit.passage.text for hit in hits)
+    found = Passage.objects.in_bulk(retrieval.lexical_search(question="c050"))
+    assert {passage.title for passage in found.values()} == {"Merlion Cloud", "GPU hours on demand · Merlion Cloud"}
+
+
+def test_a_question_in_other_words_finds_the_record_by_meaning(indexed_demo):
+    """A question that names nothing ("rents GPUs by the hour") still finds Merlion Cloud, by its vector."""
+    hits = retrieval.retrieve(question="Who rents out graphics cards by the hour?", k=3).hits
+    assert any(hit.passage.text.startswith("GPU hours on demand") for hit in hits)
+    assert retrieval.lexical_search(question="rents out graphics cards") == []  # no word in common: meaning alone
+
+
+def test_off_topic_questions_find_nothing_relevant(indexed_demo):
+    """A football question is not about anything published: the assistant will say it does not know."""
+    assert not retrieval.retrieve(question="Who won the 2018 football World Cup?").relevant
+    assert not retrieval.retrieve(question="Write a poem about the sea.").relevant
+    assert retrieval.retrieve(question="Where is Seine AI Lab?").relevant
+
+
+def test_drafts_are_never_indexed(db):
+    """A draft exhibitor has no passage, even when the indexing task runs for it."""
+    draft = Exhibitor.objects.create(name="Quiet Draft Co", slug="quiet-draft", country="France", hall="H9",
+                                     booth="Z-901", status=Status.DRAFT)  # fmt: skip
+    index_records([["exhibitor", draft.pk]])
+    assert not Passage.objects.filter(record_key=f"exhibitor:{draft.pk}").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publishing_indexes_and_unpublishing_removes_at_once():
+    """Published: the task indexes it and a question finds it. Unpublished: gone on commit, before any task runs."""
+    exhibitor = Exhibitor.objects.create(name="Nimbus Drones", slug="nimbus-drones", country="Canada", hall="H4",
+                                         booth="F-301", status=Status.PUBLISHED)  # fmt: skip
+    index_records([["exhibitor", exhibitor.pk]])
+    assert top_keys("Where is Nimbus Drones?")[0] == f"exhibitor:{exhibitor.pk}"
+    exhibitor.status = Status.DRAFT
+    exhibitor.save()  # autocommit: the removal ran on commit, in this process
+    assert not Passage.objects.filter(record_key=f"exhibitor:{exhibitor.pk}").exists()
+    assert f"exhibitor:{exhibitor.pk}" not in top_keys("Where is Nimbus Drones?")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_removes_the_record_and_its_products():
+    """A deleted exhibitor's passage, and its products', leave the index with the delete."""
+    exhibitor = Exhibitor.objects.create(name="Nimbus Drones", slug="nimbus-drones", country="Canada", hall="H4",
+                                         booth="F-301", status=Status.PUBLISHED)  # fmt: skip
+    product = exhibitor.products.create(name="Cloud Hopper", slug="cloud-hopper", status=Status.PUBLISHED)
+    index_records([["exhibitor", exhibitor.pk], ["product", product.pk]])
+    assert Passage.objects.count() == 2
+    exhibitor.delete()
+    assert Passage.objects.count() == 0
+
+
+def test_a_rebuild_matches_the_published_content(indexed_demo):
+    """One passage per published record: 50 for the demo content; a draft exhibitor takes its product with it."""
+    Exhibitor.objects.filter(slug="bay-devices").update(status=Status.DRAFT)  # no signal: the rebuild must see it
+    count = index.index_rebuild()
+    assert count == Passage.objects.count() == 48
+    assert not Passage.objects.filter(text__contains="Bay Devices").exists()
