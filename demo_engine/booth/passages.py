@@ -69,19 +69,24 @@ def day(value) -> str:
 
 def _conference(conference: content.Conference) -> PassageDraft:
     dates = f"{conference.starts_on.day}–{day(conference.ends_on)}"
-    more = "more than " if conference.figures_are_minimums else ""
     counts = [
-        (conference.guests, "guests"),
-        (conference.countries, "countries"),
-        (conference.companies, "companies exhibiting"),
-        (conference.products, "products"),
-        (conference.language_models, "large language models"),
-        (conference.startups, "start-ups"),
-        (conference.investment_institutions, "investment institutions"),
+        ("guests", "guests"),
+        ("countries", "countries"),
+        ("companies", "companies exhibiting"),
+        ("products", "products"),
+        ("language_models", "large language models"),
+        ("startups", "start-ups"),
+        ("investment_institutions", "investment institutions"),
     ]
-    figures = [f"{more}{value:,} {label}" for value, label in counts if value]
+    # Each figure in the source's own wording: "more than" only where the source says it.
+    figures = [
+        f"{'more than ' if conference.is_minimum(field) else ''}{getattr(conference, field):,} {label}"
+        for field, label in counts
+        if getattr(conference, field)
+    ]
     if conference.exhibition_area_m2:
-        figures.append(f"{conference.exhibition_area_m2:,} m² of exhibition space")
+        more = "more than " if conference.is_minimum("exhibition_area_m2") else ""
+        figures.append(f"{more}{conference.exhibition_area_m2:,} m² of exhibition space")
     where = ", ".join(part for part in (conference.venue, conference.city) if part)
     name = f"{conference.short_name} ({conference.name})" if conference.short_name else conference.name
     facts = [f"{dates}, {where}", *figures]

@@ -23,8 +23,8 @@ def test_a_grounded_reply_streams_its_sources_and_marks_a_wrong_booth(ask, monke
     """The model's wrong booth (E-210) is listed as not found, in the final frame and on the saved reply."""
     reply = ask("Which booth is Huangpu Robotics at?")
     use_engine(monkeypatch, ScriptedEngine(["Huangpu Robotics is in hall H1,", " booth E-210."]))
-    generation.reply_generate(message_id=reply.id)
-    frames = frames_of(reply.id)
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    frames = frames_of(reply)
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     kinds = [f["type"] for f in frames]
     assert kinds[:2] == ["status", "sources"] and kinds[-2:] == ["sources", "end"]
@@ -43,11 +43,11 @@ def test_an_off_topic_question_is_answered_i_dont_know_without_the_model(ask, mo
     engine = ScriptedEngine(["France won."])
     engine.render_chat = lambda *a, **k: pytest.fail("the model must not be asked")
     use_engine(monkeypatch, engine)
-    generation.reply_generate(message_id=reply.id)
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
     reply.refresh_from_db()
     assert reply.content.startswith("I don't know") and "/exhibitors/" in reply.content
     assert reply.sources == [] and reply.status == "done"
-    assert frames_of(reply.id)[-2]["found"] is False
+    assert frames_of(reply)[-2]["found"] is False
 
 
 def test_the_plain_model_gets_no_sources(transactional_db, monkeypatch):
@@ -56,5 +56,5 @@ def test_the_plain_model_gets_no_sources(transactional_db, monkeypatch):
     _question, reply = services.chat_message_send(conversation=conversation, text="Hello", sampling={
         "seed": 1, "temperature": 0.0, "max_new_tokens": 32, "grounded": False})  # fmt: skip
     use_engine(monkeypatch, ScriptedEngine(["Hi!"]))
-    generation.reply_generate(message_id=reply.id)
-    assert "sources" not in [f["type"] for f in frames_of(reply.id)]
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    assert "sources" not in [f["type"] for f in frames_of(reply)]
