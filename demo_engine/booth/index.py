@@ -16,7 +16,6 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from demo_engine.booth import passages as passage_builders
-from demo_engine.booth.embedding import get_embedder
 from demo_engine.booth.models import IndexVersion, Passage
 from demo_engine.booth.passages import PassageDraft
 from demo_engine.booth.terms import search_terms
@@ -74,6 +73,8 @@ def passages_upsert(*, drafts: list[PassageDraft]) -> list[Passage]:
     """Index these passages (new or changed): embed, store, and make them searchable at once."""
     if not drafts:
         return []
+    from demo_engine.booth.embedding import get_embedder  # torch: only where a passage is embedded (the worker)
+
     vectors = get_embedder().encode([_document(draft) for draft in drafts]).numpy()
     saved = _save(drafts, vectors)
     _bump_version()
@@ -106,6 +107,8 @@ def index_rebuild(*, batch_size: int = 256, progress: Callable[[int, int], None]
     """Make the whole index again from the published content; returns the number of passages. Readers see the old
     index until the new one commits (one transaction)."""
     drafts = passage_builders.passages_all()
+    from demo_engine.booth.embedding import get_embedder
+
     embedder = get_embedder()
     vectors = np.zeros((len(drafts), 384), dtype=np.float32)
     for start in range(0, len(drafts), batch_size):
