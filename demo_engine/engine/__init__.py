@@ -28,8 +28,10 @@ Public API (exact signatures):
 - `Engine.generate(prompt: list[dict[str, str]] | list[int], params: SamplingParams | None = None,
   on_event: Callable[[EngineEvent], None] | None = None) -> tuple[str, RequestStats]`
 - `Engine.live_figures() -> dict[str, float | int]`; `Engine.backend -> str`
-- `SamplingParams(temperature=0.7, top_k=50, top_p=0.95, repetition_penalty=1.1, seed=None,
-  max_new_tokens=256, greedy=False)`; greedy when `greedy` or `temperature == 0`.
+- `SamplingParams(temperature=0.7, top_k=50, top_p=0.95, repetition_penalty=1.0, frequency_penalty=0.0,
+  presence_penalty=0.0, seed=None, max_new_tokens=256, greedy=False, ignore_eos=False)`; greedy when `greedy` or
+  `temperature == 0`: the argmax of the model's logits (penalties apply only when set: repetition as transformers,
+  frequency and presence as OpenAI, -2 to 2).
 - `EngineEvent(request_id, text, token_count, final, finish_reason, error, stats)`: deltas have `final=False`
   and text that never splits a UTF-8 character; exactly one final event per request, with `finish_reason` in
   "stop" | "length" | "cancelled" | "error", `error` (message or None) and `stats`.
