@@ -5,11 +5,11 @@ Off unless asked for: `ENGINE_NATIVE_CPU=on` (or `Engine.load(native_cpu="on")`)
 machine, 2026-12-02, one thread: a batch-1 decode step 9.1 ms against 11.9 ms for PyTorch's int4 kernel (2 threads:
 5.7 against 9.7), a batch-16 step 54 against 40 ms (slower); through the scheduler (`python -m demo_engine.bench`, 2
 threads) 177.6 tok/s at batch 1 against 110.3 for the default path and 159.2 for llama.cpp in the same run, but 344
-tok/s at 16 concurrent against 518, and prefill 496 tok/s against 1,014. But 8-bit activations cost accuracy: the argmax agrees
-with transformers' fp32 logits at 97.4% of teacher-forced positions (5 prompts) where the engine's bar is 99%, and
-the greedy reply to "What is the capital of France?" becomes llama.cpp's own ("L'Étoile, la Cité, …"); fake-quantized
-activations on the exact fp32 path give 96.8% with blocks of 32, 97.4% with 16, 98.9% with 8. So the default stays
-PyTorch's int4 kernel with bf16 activations.
+tok/s at 16 concurrent against 518, and prefill 496 tok/s against 1,014. And 8-bit activations cost accuracy: the
+argmax agrees with transformers' fp32 logits at 97.4% of teacher-forced positions (5 prompts) where the engine's bar
+is 99%, and the greedy reply to "What is the capital of France?" becomes llama.cpp's own ("L'Étoile, la Cité, …");
+fake-quantized activations on the exact fp32 path give 96.8% with blocks of 32, 97.4% with 16, 98.9% with 8. So the
+default stays PyTorch's int4 kernel with bf16 activations.
 
 The build is picked at load time from the CPU's flags: AVX-512 with VNNI where the CPU has it, else AVX2 (with
 AVX-VNNI when present); `ENGINE_NATIVE_CPU=avx2` forces the AVX2 build on an AVX-512 machine (what an AVX2-only
