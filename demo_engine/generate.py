@@ -1,6 +1,9 @@
 """Command line: ask SmolLM2 one question and print the reply (streamed on a terminal) and its figures.
 
     python -m demo_engine.generate "question" [--greedy] [--max-new-tokens N] [--seed S] [--fp32]
+        [--temperature T] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P]
+
+`--greedy` is the argmax of the model's logits: no penalty applies unless one is asked for.
 
 Uses only `demo_engine.engine`; no Django.
 """
@@ -21,6 +24,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
     parser.add_argument("--fp32", action="store_true", help="the exact fp32 reference path (slower)")
     parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument(
+        "--repetition-penalty", type=float, default=1.0, help="transformers' repetition penalty (default 1.0: off)"
+    )
+    parser.add_argument(
+        "--frequency-penalty", type=float, default=0.0, help="OpenAI's frequency penalty, -2 to 2 (default 0: off)"
+    )
+    parser.add_argument(
+        "--presence-penalty", type=float, default=0.0, help="OpenAI's presence penalty, -2 to 2 (default 0: off)"
+    )
     return parser.parse_args(argv)
 
 
@@ -31,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     params = SamplingParams(
         temperature=0.0 if args.greedy else args.temperature,
         greedy=args.greedy,
+        repetition_penalty=args.repetition_penalty,
+        frequency_penalty=args.frequency_penalty,
+        presence_penalty=args.presence_penalty,
         seed=args.seed,
         max_new_tokens=args.max_new_tokens,
     )

@@ -81,16 +81,26 @@ def reply_generate(*, message_id: int, stream_token: str) -> None:
                               from_statuses=(Message.Status.STREAMING,))  # fmt: skip
 
 
-def sampling_params(*, temperature: float, top_p: float, seed: int | None, max_new_tokens: int,
-                    repetition_penalty: float = 1.0):  # fmt: skip
-    """The engine's sampling for a reply, as the reply asked for it (the chat page stores the site's repetition
-    penalty on its replies; the API applies none unless asked)."""
+def sampling_params(
+    *,
+    temperature: float,
+    top_p: float,
+    seed: int | None,
+    max_new_tokens: int,
+    repetition_penalty: float = 1.0,
+    frequency_penalty: float = 0.0,
+    presence_penalty: float = 0.0,
+):
+    """The engine's sampling for a reply: exactly what the reply was saved with, nothing added (the chat page stores
+    its site penalty in the reply; an API reply has what the client sent, so `temperature: 0` is the argmax)."""
     from demo_engine.engine import SamplingParams
 
     return SamplingParams(
         temperature=temperature,
         top_p=top_p,
         repetition_penalty=repetition_penalty,
+        frequency_penalty=frequency_penalty,
+        presence_penalty=presence_penalty,
         seed=seed,
         max_new_tokens=max_new_tokens,
     )
@@ -180,8 +190,9 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
         reason = f"The prompt does not fit in the model's context of {engine.config.max_context} tokens."
         return ReplyOutcome(Message.Status.FAILED, reason, "prompt_too_long")
     params = sampling_params(temperature=reply.temperature, top_p=reply.top_p, seed=reply.seed,
-                             max_new_tokens=reply.max_new_tokens,
-                             repetition_penalty=reply.repetition_penalty)  # fmt: skip
+                             max_new_tokens=reply.max_new_tokens, repetition_penalty=reply.repetition_penalty,
+                             frequency_penalty=reply.frequency_penalty,
+                             presence_penalty=reply.presence_penalty)  # fmt: skip
     events: queue.Queue = queue.Queue()
     handle = engine.submit(plan.token_ids, params, events.put)
     deadline = time.monotonic() + settings.CHAT_GENERATION_TIME_LIMIT_S

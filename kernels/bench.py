@@ -4,8 +4,8 @@
 Per kernel and shape it prints the median time, the achieved GB/s (bytes the kernel must move / time) as a fraction
 of the device's measured copy bandwidth (a 1 GiB device-to-device copy: read + write), and the speedup over the
 reference run eagerly and compiled. With --json the last line is one JSON object. Without CUDA it says so and exits
-0 with {"cuda": false}. The engine-level figure (decode tokens/s, Triton against eager) imports `demo_engine.engine`
-lazily and is skipped with its reason if that fails. Knows nothing about the model beyond the shapes listed here.
+0 with {"cuda": false}. Knows nothing about the model beyond the shapes listed here, and imports nothing of the engine:
+the engine-level table (generation tokens/s with these kernels against eager) is `python -m demo_engine.bench --cuda`.
 """
 
 from __future__ import annotations
@@ -177,44 +177,6 @@ def kernel_rows(copy_gbs: float, deadline: float) -> list[Row]:
     return rows
 
 
-def engine_rows(batches: tuple[int, ...] = (1, 32), new_tokens: int = 64) -> list[Row] | dict[str, str]:
-    """Engine generation tokens/s (prefill included, greedy) with Triton and with the references (PyTorch eager) on
-    the GPU, per batch size; skipped with the reason if the engine cannot be imported or loaded."""
-    try:
-        from demo_engine.engine import Engine, SamplingParams
-        from kernels import dispatch
-
-        engine = Engine.load(device="cuda", max_batch=max(batches))
-        engine.start()
-        try:
-            prompt = engine.render_chat(
-                [{"role": "user", "content": "Tell me about the World Artificial Intelligence Conference."}],
-                max_new_tokens=new_tokens,
-            ).token_ids
-            params = SamplingParams(greedy=True, max_new_tokens=new_tokens)
-            rows: list[Row] = []
-            for batch in batches:
-                row: Row = {"batch": batch, "backend_label": engine.backend}
-                for backend in ("triton", "torch"):
-                    with dispatch.use_backend(backend):
-                        for _round in ("warm-up", "measured"):  # warm-up: compilation, CUDA graphs
-                            torch.cuda.synchronize()
-                            start = time.perf_counter()
-                            handles = [engine.submit(prompt, params, lambda event: None) for _ in range(batch)]
-                            finals = [handle.wait(timeout=300) for handle in handles]
-                            torch.cuda.synchronize()
-                            elapsed = time.perf_counter() - start
-                        generated = sum(f.stats.generated_tokens for f in finals if f is not None and f.stats)
-                        row[f"{backend}_tok_s"] = generated / elapsed
-                row["speedup"] = row["triton_tok_s"] / row["torch_tok_s"]
-                rows.append(row)
-            return rows
-        finally:
-            engine.stop()
-    except Exception as error:
-        return {"skipped": f"{type(error).__name__}: {error}"[:300]}
-
-
 def _print_table(rows: list[Row], copy_gbs: float) -> None:
     print(f"device copy bandwidth: {copy_gbs:.0f} GB/s")
     print(f"{'kernel':<18}{'shape':<20}{'triton ms':>10}{'GB/s':>8}{'of copy':>9}{'x eager':>9}{'x compile':>10}")
@@ -233,7 +195,6 @@ def _print_table(rows: list[Row], copy_gbs: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
-    parser.add_argument("--no-engine", action="store_true", help="skip the engine decode tokens/s")
     parser.add_argument("--budget-s", type=float, default=120.0, help="stop torch.compile comparisons after this")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -245,15 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     copy_gbs = copy_bandwidth_gbs()
     rows = kernel_rows(copy_gbs, deadline=started + args.budget_s)
     _print_table(rows, copy_gbs)
-    engine: list[Row] | dict[str, str] = {"skipped": "--no-engine"} if args.no_engine else engine_rows()
-    print("engine:", engine)
     if args.json:
         summary = {
             "cuda": True,
             "device": torch.cuda.get_device_name(),
             "copy_gbs": copy_gbs,
             "kernels": rows,
-            "engine": engine,
         }
         print(json.dumps(summary))
     return 0

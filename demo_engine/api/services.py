@@ -77,6 +77,8 @@ def _completion_save(*, api_key: ApiKey, completion: CompletionRequest) -> Messa
         seed=completion.seed,
         temperature=completion.temperature,
         top_p=completion.top_p,
+        frequency_penalty=completion.frequency_penalty,
+        presence_penalty=completion.presence_penalty,
         max_new_tokens=completion.max_new_tokens,
         stop_sequences=completion.stop,
         grounded=completion.grounded,

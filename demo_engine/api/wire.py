@@ -65,6 +65,8 @@ class CompletionRequest:
     stop: list[str] = field(default_factory=list)
     stream: bool = False
     include_usage: bool = False
+    frequency_penalty: float = 0.0  # OpenAI's definitions, -2..2; 0 (the default) leaves the logits untouched
+    presence_penalty: float = 0.0
     model: str = MODEL_ID
 
     @property
@@ -167,6 +169,13 @@ def parse_completion_request(raw: bytes, *, max_new_tokens_cap: int) -> Completi
     top_p = 1.0 if top_p is None else top_p
     if not _is_number(top_p) or not 0 < top_p <= 1:
         raise invalid("top_p", "'top_p' must be a number greater than 0 and at most 1.")
+    penalties = {}
+    for name in ("frequency_penalty", "presence_penalty"):
+        value = body.get(name)
+        value = 0.0 if value is None else value
+        if not _is_number(value) or not -2 <= value <= 2:
+            raise invalid(name, f"'{name}' must be a number from -2 to 2.")
+        penalties[name] = float(value)
     seed = body.get("seed")
     if seed is None:
         seed = random.randrange(2**31)
@@ -194,6 +203,7 @@ def parse_completion_request(raw: bytes, *, max_new_tokens_cap: int) -> Completi
         stream=stream,
         include_usage=include_usage,
         model=model,
+        **penalties,
     )
 
 

@@ -18,8 +18,10 @@ Token ids and text in, token ids and text out. The chat's worker uses it like th
 Public API (exact signatures):
 
 - `Engine.load(*, gguf_path: str | None = None, fp32: bool = False, device: str = "cpu", max_batch: int = 16,
-  max_context: int = 2048, threads: int | None = None) -> Engine` (`threads`: CPU threads of the scheduler
-  thread, default the cores up to 4; the caller's thread is left on one, see `Engine.load`)
+  max_context: int = 2048, threads: int | None = None, native_cpu: str | None = None) -> Engine` (`threads`: CPU
+  threads of the scheduler thread, default the cores up to 4; the caller's thread is left on one, see
+  `Engine.load`; `native_cpu`: "on" or "avx2" for the opt-in native int4 x int8 kernels, default
+  `ENGINE_NATIVE_CPU`, off: see `native`)
 - `Engine.start() -> None`, `Engine.stop() -> None`
 - `Engine.render_chat(messages: list[dict[str, str]], *, max_new_tokens: int) -> PromptPlan`
   (`token_ids: list[int]`, `dropped_turns: int`, `truncated_last_turn: bool`)
@@ -28,8 +30,10 @@ Public API (exact signatures):
 - `Engine.generate(prompt: list[dict[str, str]] | list[int], params: SamplingParams | None = None,
   on_event: Callable[[EngineEvent], None] | None = None) -> tuple[str, RequestStats]`
 - `Engine.live_figures() -> dict[str, float | int]`; `Engine.backend -> str`
-- `SamplingParams(temperature=0.7, top_k=50, top_p=0.95, repetition_penalty=1.1, seed=None,
-  max_new_tokens=256, greedy=False)`; greedy when `greedy` or `temperature == 0`.
+- `SamplingParams(temperature=0.7, top_k=50, top_p=0.95, repetition_penalty=1.0, frequency_penalty=0.0,
+  presence_penalty=0.0, seed=None, max_new_tokens=256, greedy=False, ignore_eos=False)`; greedy when `greedy` or
+  `temperature == 0`: the argmax of the model's logits (penalties apply only when set: repetition as transformers,
+  frequency and presence as OpenAI, -2 to 2).
 - `EngineEvent(request_id, text, token_count, final, finish_reason, error, stats)`: deltas have `final=False`
   and text that never splits a UTF-8 character; exactly one final event per request, with `finish_reason` in
   "stop" | "length" | "cancelled" | "error", `error` (message or None) and `stats`.
@@ -40,7 +44,8 @@ Public API (exact signatures):
 Events are delivered on the scheduler thread: callbacks must be cheap (buffer, don't do I/O inline).
 
 Modules: `gguf_loader` (file -> tensors), `model` (Llama forward), `kv_cache`, `tokenizer`, `chat_template`,
-`sampler`, `scheduler` (continuous batching), `engine` (this facade). The hot-path operations go through
+`sampler`, `scheduler` (continuous batching), `engine` (this facade), `native` (the opt-in C kernels of
+`native_cpu.c`, built with the system compiler on first use). The hot-path operations go through
 `kernels.dispatch` (Triton on CUDA, PyTorch references on the CPU).
 """
 

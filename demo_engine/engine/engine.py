@@ -69,6 +69,7 @@ class Engine:
         max_batch: int = 16,
         max_context: int = DEFAULT_MAX_CONTEXT,
         threads: int | None = None,
+        native_cpu: str | None = None,
     ) -> Engine:
         """Read the GGUF and build the model and tokenizer (a progress bar shows on a terminal).
 
@@ -77,6 +78,9 @@ class Engine:
         OpenMP teams, libgomp has more threads than a small machine has cores and stops spinning between parallel
         regions, which made every decode step slower than on one thread (see Scheduler). `generate` without
         `start()` runs in the caller's thread, on whatever it is set to.
+
+        `native_cpu` ("off", "on", "avx2"; default `ENGINE_NATIVE_CPU`, off): the opt-in native int4 x int8 kernels
+        of `native.py` (faster at batch 1, below the accuracy bar of the default path; see there).
         """
         started = time.perf_counter()
         torch.set_num_threads(1)
@@ -89,7 +93,7 @@ class Engine:
         try:
             config_context = int(gguf_file.metadata("llama.context_length", 8192))  # type: ignore[arg-type]
             tokenizer = ChatTokenizer.from_gguf(path, gguf_file)
-            model = LlamaModel.from_gguf(gguf_file, mode, device)
+            model = LlamaModel.from_gguf(gguf_file, mode, device, threads=threads, native_cpu_isa=native_cpu)
         finally:
             gguf_file.close()
         _return_freed_memory()

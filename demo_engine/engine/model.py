@@ -7,6 +7,11 @@ matmul on CUDA) go through `kernels.dispatch`, which runs Triton on CUDA tensors
 Three weight formats, picked at load time:
 
 - `fp32`: every weight dequantized to fp32, exactly as `transformers` does; the reference path.
+- `int4` with the native code of `native.py` (opt-in, `ENGINE_NATIVE_CPU=on`: faster at batch 1, below the
+  engine's accuracy bar, see there): llama.cpp's recipe. The Q4_1 blocks as stored (0.625 bytes a weight) against
+  activations quantized to int8 per block of 32, integer dot products on VNNI, fp32 activations between the
+  matmuls, and the whole decode step (every block) in one native call. The KV cache is bf16. Backend
+  "CPU · q4_1×q8 avx512-vnni" (or avx2-vnni, avx2).
 - `int4` (CPU default): the Q4_1 blocks repacked for `_weight_int4pack_mm_for_cpu` (groups of 32, the same
   4-bit codes; scale d and zero m + 8d in bf16), bf16 activations, an fp32 residual stream. About 60 MB
   of weights read per token against 538 MB in fp32. The tied head is int8 per row (28 MB), multiplied by
@@ -24,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from demo_engine.engine import gguf_loader
+from demo_engine.engine import native as native_cpu
 from demo_engine.engine.gguf_loader import GGUFFile
 from demo_engine.engine.kv_cache import KVCache
 from kernels import dispatch
@@ -124,7 +130,7 @@ class Q4_1BlockLinear:
         return y.to(x.dtype).view(*lead, self.n_out)
 
 
-Linear = DenseLinear | Int4PackedLinear | Q4_1BlockLinear
+Linear = DenseLinear | Int4PackedLinear | Q4_1BlockLinear | native_cpu.NativeLinear
 
 
 def _unpermute_rows(blocks: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -143,11 +149,15 @@ def _unpermute_rows(blocks: torch.Tensor, n_heads: int) -> torch.Tensor:
     )
 
 
-def _make_linear(blocks: list[torch.Tensor], n_in: int, mode: str, device: str) -> Linear:
+def _make_linear(
+    blocks: list[torch.Tensor], n_in: int, mode: str, device: str, native: native_cpu.NativeCPU | None = None
+) -> Linear:
     """One linear layer from Q4_1 blocks of one or more weights stacked along the outputs (q|k|v)."""
     stacked = torch.cat(blocks, dim=0)  # (N, K/32*20)
     if mode == "fp32":
         return DenseLinear(gguf_loader.q4_1_dequantize(stacked).to(device))
+    if mode == "int4" and native is not None:
+        return native_cpu.NativeLinear(native, stacked, n_in)
     if mode == "int4":
         codes, d, m = gguf_loader.q4_1_unpack(stacked)
         return Int4PackedLinear(codes, d, m)
@@ -204,14 +214,20 @@ def _int8_rows(embedding: TokenEmbedding, chunk: int = 4096) -> tuple[torch.Tens
 class LlamaModel:
     """SmolLM2's forward pass. `prefill` one prompt into a cache slot; `decode` one token for many slots."""
 
-    def __init__(self, config: LlamaConfig, mode: str, device: str = "cpu") -> None:
+    def __init__(
+        self, config: LlamaConfig, mode: str, device: str = "cpu", native: native_cpu.NativeCPU | None = None
+    ) -> None:
         if mode not in ("fp32", "int4", "q4_1"):
             raise ValueError(f"unknown weight mode {mode!r}")
         self.config = config
         self.mode = mode
         self.device = torch.device(device)
-        # Activations: bf16 feeds the int4 kernel's AVX2 path (fp32 activations fall back to a path 8x slower).
-        self.act_dtype = torch.float32 if mode == "fp32" else torch.bfloat16
+        self.native = native if mode == "int4" and self.device.type == "cpu" else None
+        self.native_decoder: native_cpu.NativeDecoder | None = None
+        # Activations: bf16 feeds PyTorch's int4 kernel's AVX2 path (fp32 activations fall back to a path 8x
+        # slower); the native kernel quantizes fp32 activations itself.
+        self.act_dtype = torch.float32 if mode == "fp32" or self.native is not None else torch.bfloat16
+        self.cache_dtype = torch.float32 if mode == "fp32" else torch.bfloat16
         self.layers: list[LayerWeights] = []
         self.final_norm = torch.empty(0)
         self.embedding: TokenEmbedding | None = None
@@ -226,10 +242,16 @@ class LlamaModel:
     # --- loading ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_gguf(cls, gguf_file: GGUFFile, mode: str, device: str = "cpu") -> LlamaModel:
-        """Build the model's weights from an opened GGUF file (with a progress bar on a terminal)."""
+    def from_gguf(
+        cls, gguf_file: GGUFFile, mode: str, device: str = "cpu", threads: int = 1, native_cpu_isa: str | None = None
+    ) -> LlamaModel:
+        """Build the model's weights from an opened GGUF file (with a progress bar on a terminal). On the CPU's
+        int4 path with `native_cpu_isa` (default `ENGINE_NATIVE_CPU`, off) the native code is built or loaded
+        first (`threads`: its thread pool, the caller included)."""
         config = LlamaConfig.from_gguf(gguf_file)
-        model = cls(config, mode, device)
+        on_cpu = mode == "int4" and torch.device(device).type == "cpu"
+        native = native_cpu.load(threads, native_cpu_isa) if on_cpu else None
+        model = cls(config, mode, device, native)
         by_name = {tensor.name: tensor for tensor in gguf_file.tensors()}
         dim, ffn = config.dim, config.ffn_dim
 
@@ -246,16 +268,18 @@ class LlamaModel:
             model.layers.append(
                 LayerWeights(
                     attn_norm=norm(p + "attn_norm.weight"),
-                    qkv=_make_linear([q, k, blocks(p + "attn_v.weight")], dim, mode, device),
-                    out=_make_linear([blocks(p + "attn_output.weight")], dim, mode, device),
+                    qkv=_make_linear([q, k, blocks(p + "attn_v.weight")], dim, mode, device, native),
+                    out=_make_linear([blocks(p + "attn_output.weight")], dim, mode, device, native),
                     ffn_norm=norm(p + "ffn_norm.weight"),
                     gate_up=_make_linear(
-                        [blocks(p + "ffn_gate.weight"), blocks(p + "ffn_up.weight")], dim, mode, device
+                        [blocks(p + "ffn_gate.weight"), blocks(p + "ffn_up.weight")], dim, mode, device, native
                     ),
-                    down=_make_linear([blocks(p + "ffn_down.weight")], ffn, mode, device),
+                    down=_make_linear([blocks(p + "ffn_down.weight")], ffn, mode, device, native),
                 )
             )
         model.final_norm = norm("output_norm.weight")
+        if model.native is not None:
+            model.native_decoder = native_cpu.NativeDecoder(model.native, config, model.layers, model.final_norm)
         codes, scales = gguf_loader.q8_0_unpack(by_name["token_embd.weight"])
         model.embedding = TokenEmbedding(codes.to(model.device), scales.to(model.device))
         if "output.weight" in by_name:
@@ -276,6 +300,8 @@ class LlamaModel:
         probe = torch.empty(0, device=self.device)
         if dispatch.backend_for(probe) == "triton":
             return "GPU · Triton"
+        if self.native is not None:
+            return f"CPU · q4_1×q8 {self.native.isa}"
         if self.mode == "int4":
             return "CPU · int4 bf16"
         return f"{self.device.type.upper()} · q4_1 {dispatch.backend_for(probe)}"
@@ -283,7 +309,7 @@ class LlamaModel:
     def new_cache(self, num_slots: int, max_len: int) -> KVCache:
         """An empty KV cache in this model's activation dtype."""
         c = self.config
-        return KVCache(c.n_layers, num_slots, c.n_kv_heads, max_len, c.head_dim, self.act_dtype, self.device)
+        return KVCache(c.n_layers, num_slots, c.n_kv_heads, max_len, c.head_dim, self.cache_dtype, self.device)
 
     # --- forward ---------------------------------------------------------------------------------------
 
@@ -392,8 +418,8 @@ class LlamaModel:
                 enable_gqa=True,
             )  # fmt: skip
         return F.scaled_dot_product_attention(
-            q.transpose(1, 2), k_cache[slot, :, :end][None], v_cache[slot, :, :end][None], attn_mask=visible,
-            scale=self.scale, enable_gqa=True,
+            q.transpose(1, 2), k_cache[slot, :, :end][None].to(q.dtype), v_cache[slot, :, :end][None].to(q.dtype),
+            attn_mask=visible, scale=self.scale, enable_gqa=True,
         )  # fmt: skip
 
     def decode(
@@ -406,6 +432,14 @@ class LlamaModel:
         """
         c = self.config
         batch = token_ids.shape[0]
+        if (
+            self.native_decoder is not None
+            and batch <= native_cpu.MAX_BATCH
+            and dispatch.backend_for(token_ids) == "torch"
+        ):
+            # Every block in one native call: about 2,000 PyTorch operations a step otherwise.
+            hidden = self.native_decoder.step(self._embed(token_ids), cache, slots, positions)  # (B, dim) fp32
+            return self._head(hidden)
         seq_lens = (positions + 1).to(torch.int32)  # (B,)
         # Attention reads only up to the longest sequence in the batch, not the whole cache length.
         span = int(seq_lens.max())
@@ -421,8 +455,8 @@ class LlamaModel:
             k = k.reshape(batch, 1, c.n_kv_heads, c.head_dim)  # (B, 1, Hk, D)
             dispatch.apply_rotary(q, k, cos, sin)
             k_cache, v_cache = cache.layer(index)
-            k_cache[slots, :, positions] = k[:, 0]  # (B, Hk, D)
-            v_cache[slots, :, positions] = v.reshape(batch, c.n_kv_heads, c.head_dim)
+            k_cache[slots, :, positions] = k[:, 0].to(k_cache.dtype)  # (B, Hk, D)
+            v_cache[slots, :, positions] = v.reshape(batch, c.n_kv_heads, c.head_dim).to(v_cache.dtype)
             attn = dispatch.decode_attention(
                 q[:, 0], k_cache[:, :, :span], v_cache[:, :, :span], slots, seq_lens, self.scale
             )  # (B, Hq, D)

@@ -1,6 +1,9 @@
-"""Choosing the next token from logits: repetition penalty, then greedy / temperature / top-k / top-p.
+"""Choosing the next token from logits: penalties (only when asked for), then greedy / temperature / top-k / top-p.
 
-A chain of small functions in the spirit of vLLM's sampler. The random draw is the caller's: each request
+A chain of small functions in the spirit of vLLM's sampler. With the defaults nothing touches the logits, so greedy
+(or temperature 0) is the argmax of the model's own logits. Penalties are opt-in and follow their sources:
+`repetition_penalty` as transformers (prompt and reply), `frequency_penalty` and `presence_penalty` as OpenAI
+defines them (tokens generated so far in this reply). The random draw is the caller's: each request
 owns a seeded `torch.Generator`, so a request's sampled reply does not depend on what else is in the batch,
 and the Triton and reference samplers (behind `kernels.dispatch.sample`) agree on the same draw.
 Knows nothing about text or the model.
@@ -19,12 +22,15 @@ CPU_TOP_K_PREFILTER = 1024  # largest top_k for which the CPU path samples among
 
 @dataclass
 class SamplingParams:
-    """How one reply is sampled. `temperature` 0 or `greedy` True means argmax."""
+    """How one reply is sampled. `temperature` 0 or `greedy` True means argmax (of the logits after any penalty
+    asked for; with the defaults, of the model's logits)."""
 
     temperature: float = 0.7
     top_k: int = 50  # 0 = off
     top_p: float = 0.95  # 1.0 = off
-    repetition_penalty: float = 1.1  # 1.0 = off; >1 discourages tokens already in the prompt or reply
+    repetition_penalty: float = 1.0  # 1.0 = off; >1 discourages tokens already in the prompt or reply
+    frequency_penalty: float = 0.0  # OpenAI's: minus this times how often a token was generated so far (-2..2)
+    presence_penalty: float = 0.0  # OpenAI's: minus this once a token was generated at all (-2..2)
     seed: int | None = None  # None: a fresh random seed per request
     max_new_tokens: int = 256
     greedy: bool = False
@@ -41,19 +47,42 @@ class SamplingParams:
             raise ValueError("max_new_tokens must be at least 1")
         if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1 or self.repetition_penalty <= 0:
             raise ValueError(f"invalid sampling parameters: {self}")
+        if not (-2 <= self.frequency_penalty <= 2 and -2 <= self.presence_penalty <= 2):
+            raise ValueError("frequency_penalty and presence_penalty must be from -2 to 2")
+
+    @property
+    def penalises_repeats(self) -> bool:
+        """True when the reply's own tokens change the logits (a penalty other than the neutral one)."""
+        return self.frequency_penalty != 0.0 or self.presence_penalty != 0.0
 
 
-def apply_repetition_penalty(logits: torch.Tensor, seen: list[torch.Tensor], penalties: list[float]) -> None:
+def apply_repetition_penalty(logits: torch.Tensor, seen: list[torch.Tensor | None], penalties: list[float]) -> None:
     """In place, as transformers does: a seen token's logit is divided by the penalty if positive, else multiplied.
 
-    logits: (B, V) fp32; seen[i]: the token ids row i has seen (prompt and reply so far).
+    logits: (B, V) fp32; seen[i]: the token ids row i has seen (prompt and reply so far), None when not tracked.
     """
     for row, (ids, penalty) in enumerate(zip(seen, penalties, strict=True)):
-        if penalty == 1.0 or ids.numel() == 0:
+        if penalty == 1.0 or ids is None or ids.numel() == 0:
             continue
         values = logits[row].gather(0, ids)  # (n,)
         values = torch.where(values > 0, values / penalty, values * penalty)
         logits[row].scatter_(0, ids, values)
+
+
+def apply_frequency_presence_penalties(
+    logits: torch.Tensor, counts: list[dict[int, int] | None], params: list[SamplingParams]
+) -> None:
+    """In place, as OpenAI defines them: logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty,
+    where count[j] is how often token j was generated so far in this reply (the prompt does not count).
+
+    logits: (B, V) fp32; counts[i]: token id -> times generated, for row i (None or empty: nothing to do).
+    """
+    for row, (row_counts, p) in enumerate(zip(counts, params, strict=True)):
+        if not row_counts or not p.penalises_repeats:
+            continue
+        ids = torch.tensor(list(row_counts.keys()), dtype=torch.int64, device=logits.device)  # (n,)
+        times = torch.tensor(list(row_counts.values()), dtype=logits.dtype, device=logits.device)  # (n,)
+        logits[row].index_add_(0, ids, -(times * p.frequency_penalty + p.presence_penalty))
 
 
 def draw_uniform(generators: list[torch.Generator | None]) -> torch.Tensor:
@@ -66,7 +95,7 @@ def draw_uniform(generators: list[torch.Generator | None]) -> torch.Tensor:
 def sample_next_tokens(
     logits: torch.Tensor, params: list[SamplingParams], generators: list[torch.Generator | None]
 ) -> torch.Tensor:
-    """Next token id per row: logits (B, V) fp32 (repetition penalty already applied) -> (B,) int64 on the CPU."""
+    """Next token id per row: logits (B, V) fp32 (penalties already applied) -> (B,) int64 on the CPU."""
     batch = logits.shape[0]
     if all(p.is_greedy for p in params):
         return logits.argmax(dim=-1).cpu()  # the common demo case: skip the sort over 49,152 entries

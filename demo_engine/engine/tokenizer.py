@@ -3,6 +3,9 @@
 Text in, token ids out, and back; plus `StreamDecoder`, which turns a stream of ids into text deltas that
 never split a multi-byte UTF-8 character. Knows nothing about the model or chat turns.
 
+Text is always text: `encode` never turns `<|im_start|>` or `<|im_end|>` written in a string into the control
+tokens (a visitor typing them must not open a system turn). Control tokens are placed by id, by the chat template.
+
 Building the tokenizer means reading 49,152 tokens and 48,900 merges out of the GGUF arrays (seconds),
 so the result is cached as `tokenizer.json` under the var directory (`SHOWCASE_VAR_DIR`, default `var/`
 at the repository root).
@@ -87,6 +90,9 @@ class ChatTokenizer:
 
     def __init__(self, tokenizer: Tokenizer, bos_id: int, eos_id: int) -> None:
         self.backend = tokenizer
+        # Control tokens written in the text are encoded as the characters they are made of ('<', '|', 'im', ...),
+        # as transformers does with split_special_tokens=True.
+        self.backend.encode_special_tokens = True
         self.bos_id = bos_id
         self.eos_id = eos_id
         vocab = tokenizer.get_vocab(with_added_tokens=True)
@@ -118,7 +124,8 @@ class ChatTokenizer:
         return cls(tokenizer, bos_id, eos_id)
 
     def encode(self, text: str) -> list[int]:
-        """Token ids for `text`; special tokens written in the text (e.g. `<|im_end|>`) map to their ids."""
+        """Token ids for `text` as plain text: `<|im_end|>` written in it is seven ordinary tokens, never the
+        control token (only the chat template places those, by id)."""
         return self.backend.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids: list[int]) -> str:

@@ -46,6 +46,7 @@ class ScriptedEngine:
     def __init__(self, pieces: list[str], *, error: str | None = None, gate: threading.Event | None = None) -> None:
         self.pieces, self.error, self.gate = pieces, error, gate
         self.cancelled = threading.Event()
+        self.params = None  # the SamplingParams of the last submit
 
     def render_chat(self, messages, *, max_new_tokens):
         assert messages[-1]["role"] == "user"
@@ -53,6 +54,7 @@ class ScriptedEngine:
 
     def submit(self, token_ids, params, on_event):
         engine = self
+        self.params = params
 
         class Handle:
             def cancel(self) -> None:
@@ -104,6 +106,27 @@ def test_saved_text_equals_the_streamed_deltas(reply, monkeypatch):
     assert frames[0]["type"] == "status" and frames[-1]["type"] == "end"
     assert "".join(f["text"] for f in frames if f["type"] == "delta") == "Hello world!" == reply.content
     assert reply.status == "done" and reply.generated_tokens == 5 and reply.backend == "fake"
+
+
+def test_a_reply_is_sampled_with_its_own_penalties_and_nothing_else(reply, monkeypatch, settings):
+    """A reply saved without penalties is sampled without any (whatever the site's chat penalty), one saved with
+    penalties gets exactly those: an API client's `temperature: 0` is the model's argmax."""
+    settings.CHAT_REPETITION_PENALTY = 1.3
+    engine = ScriptedEngine(["x"])
+    use_engine(monkeypatch, engine)
+    generation.reply_generate(message_id=reply.id)
+    plain = engine.params
+    assert (plain.repetition_penalty, plain.frequency_penalty, plain.presence_penalty) == (1.0, 0.0, 0.0)
+    assert plain.is_greedy
+    conversation = Conversation.objects.create(session_key="test-penalties")
+    _question, penalised = services.chat_message_send(
+        conversation=conversation, text="hello", sampling={"seed": 1, "temperature": 0.0, "max_new_tokens": 8}
+    )
+    Message.objects.filter(id=penalised.id).update(repetition_penalty=1.2, frequency_penalty=0.5, presence_penalty=-1)
+    services.redis_client().delete(reply_stream.stream_key(penalised.id), reply_stream.stop_key(penalised.id))
+    generation.reply_generate(message_id=penalised.id)
+    chosen = engine.params
+    assert (chosen.repetition_penalty, chosen.frequency_penalty, chosen.presence_penalty) == (1.2, 0.5, -1.0)
 
 
 def test_a_reply_is_never_generated_twice(reply, monkeypatch):

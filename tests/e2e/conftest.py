@@ -15,7 +15,10 @@ class ReferenceEngine:
         self.engine = Engine.load(**runtime.engine_options())
         self.engine.start()
 
-    def reference_reply(self, question: str, *, temperature: float, seed: int, max_new_tokens: int) -> str:
+    def reference_reply(
+        self, question: str, *, temperature: float, seed: int, max_new_tokens: int, repetition_penalty: float = 1.0
+    ) -> str:
+        """The reply the engine gives; `repetition_penalty` as the reply was saved with (1.0, off, by default)."""
         from demo_engine.generation import sampling_params
 
         plan = self.engine.render_chat([{"role": "user", "content": question}], max_new_tokens=max_new_tokens)
@@ -23,11 +26,8 @@ class ReferenceEngine:
         from demo_engine.models import Message
 
         top_p = Message._meta.get_field("top_p").default  # what a chat reply is sampled with
-        from django.conf import settings
-
-        # A chat-page reply carries the site's repetition penalty (the API's carry none unless asked).
         params = sampling_params(temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens,
-                                 repetition_penalty=settings.CHAT_REPETITION_PENALTY)  # fmt: skip
+                                 repetition_penalty=repetition_penalty)  # fmt: skip
         handle = self.engine.submit(plan.token_ids, params, events.append)
         final = handle.wait(timeout=300)
         assert final is not None and final.finish_reason in ("stop", "length")

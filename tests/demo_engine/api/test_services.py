@@ -68,8 +68,20 @@ def test_a_completion_becomes_a_conversation_with_a_queued_api_reply(monkeypatch
     assert turns == [("system", "Be brief.", "done", "api"), ("user", "Hi?", "done", "api"),
                      ("assistant", "", "queued", "api")]  # fmt: skip
     assert (reply.seed, reply.temperature, reply.top_p, reply.max_new_tokens) == (7, 0.0, 0.9, 32)
+    # Only what the client asked for: no repetition penalty of the site, OpenAI's penalties as sent.
+    assert (reply.repetition_penalty, reply.frequency_penalty, reply.presence_penalty) == (1.0, 0.0, 0.0)
     assert reply.stop_sequences == ["\n\n"] and enqueued == [reply.id]
     assert selectors.api_usage_totals(api_key=api_key)["requests"] == 1
+
+
+def test_a_completion_stores_the_penalties_the_client_sent(monkeypatch):
+    """frequency_penalty and presence_penalty reach the saved reply, which the worker samples with."""
+    monkeypatch.setattr(chat_services, "workers_may_be_alive", lambda: True)
+    monkeypatch.setattr(chat_services, "reply_enqueue", lambda *, reply: None)
+    api_key, _ = services.api_key_create(name="dev")
+    completion = completion_request(frequency_penalty=0.75, presence_penalty=-0.5)
+    reply = Message.objects.get(id=services.api_completion_start(api_key=api_key, completion=completion).id)
+    assert (reply.repetition_penalty, reply.frequency_penalty, reply.presence_penalty) == (1.0, 0.75, -0.5)
 
 
 def test_no_worker_refuses_a_completion_with_503_and_saves_nothing(monkeypatch):

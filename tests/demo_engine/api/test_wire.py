@@ -135,3 +135,21 @@ def test_odd_text_is_a_400_naming_the_field(raw, param):
         parse_completion_request(raw, max_new_tokens_cap=16)
     assert refused.value.status == 400 and refused.value.param == param
     assert refused.value.body()["error"]["type"] == "invalid_request_error"
+
+
+def test_frequency_and_presence_penalties_are_taken_as_sent_and_off_by_default():
+    """OpenAI's frequency_penalty and presence_penalty (-2 to 2) are honoured; left out, they are 0 (no penalty)."""
+    default = parse({"model": MODEL, "messages": HI})
+    assert (default.frequency_penalty, default.presence_penalty) == (0.0, 0.0)
+    request = parse({"model": MODEL, "messages": HI, "frequency_penalty": 1.5, "presence_penalty": -2})
+    assert (request.frequency_penalty, request.presence_penalty) == (1.5, -2.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("frequency_penalty", 2.5), ("presence_penalty", -3), ("presence_penalty", "1")]
+)
+def test_a_penalty_outside_openais_range_is_a_400(name, value):
+    """A frequency or presence penalty outside -2..2 (or not a number) is refused, naming the field."""
+    with pytest.raises(ApiError) as refused:
+        parse({"model": MODEL, "messages": HI, name: value})
+    assert refused.value.status == 400 and refused.value.param == name

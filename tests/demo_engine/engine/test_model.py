@@ -16,6 +16,16 @@ PROMPTS = [
     "Tell me a joke about GPUs 🎉 and explain why it is funny.",
 ]
 GREEDY_TOKENS = 64
+# Prompts the fp32 tests above do not use: with the old default repetition penalty of 1.1, `--greedy` matched
+# transformers' greedy reply on 1 of 5 such prompts.
+UNSEEN_PROMPTS = [
+    "Name three things to see at an AI conference.",
+    "How do I boil an egg?",
+    "Quelle est la capitale de l'Italie ?",
+    "List the planets of the solar system.",
+    "Why is the sky blue? Answer briefly.",
+]
+UNSEEN_TOKENS = 32
 
 
 @pytest.fixture(scope="session")
@@ -162,3 +172,37 @@ def test_backend_label_names_dtype_and_device(fast_engine, fp32_engine):
     _, exact_stats = fp32_engine.generate([5, 6, 7], SamplingParams(greedy=True, max_new_tokens=2))
     assert fast_stats.backend == "CPU · int4 bf16"
     assert exact_stats.backend == "CPU · fp32"
+
+
+@pytest.fixture(scope="module")
+def transformers_greedy(fp32_engine, reference_model):
+    """Per unseen prompt: its chat-template ids and transformers' greedy continuation (without the final <|im_end|>)."""
+    runs = []
+    for question in UNSEEN_PROMPTS:
+        ids = fp32_engine.render_chat([{"role": "user", "content": question}], max_new_tokens=UNSEEN_TOKENS).token_ids
+        with torch.inference_mode():
+            output = reference_model.generate(
+                torch.tensor([ids]), max_new_tokens=UNSEEN_TOKENS, do_sample=False, eos_token_id=2, pad_token_id=2
+            )[0, len(ids) :].tolist()
+        runs.append((question, ids, output[:-1] if output and output[-1] == 2 else output))
+    return runs
+
+
+@pytest.mark.slow
+def test_greedy_reply_is_transformers_greedy_reply(fp32_engine, transformers_greedy):
+    """`SamplingParams(greedy=True)` with its defaults gives exactly transformers' greedy tokens on 5 unseen prompts."""
+    for _question, ids, expected in transformers_greedy:
+        text, _stats = fp32_engine.generate(ids, SamplingParams(greedy=True, max_new_tokens=UNSEEN_TOKENS))
+        assert text == fp32_engine.tokenizer.decode(expected)
+
+
+@pytest.mark.slow
+def test_generate_cli_greedy_prints_transformers_greedy_reply(fp32_engine, transformers_greedy, monkeypatch, capsys):
+    """`python -m demo_engine.generate "…" --greedy --fp32` prints transformers' greedy reply, word for word, for each
+    of 5 unseen prompts."""
+    from demo_engine import generate
+
+    monkeypatch.setattr(generate.Engine, "load", classmethod(lambda cls, **options: fp32_engine))
+    for question, _ids, expected in transformers_greedy:
+        assert generate.main([question, "--greedy", "--fp32", "--max-new-tokens", str(UNSEEN_TOKENS)]) == 0
+        assert capsys.readouterr().out == fp32_engine.tokenizer.decode(expected) + "\n"

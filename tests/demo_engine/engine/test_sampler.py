@@ -1,11 +1,16 @@
-"""Sampler pieces: greedy, top-k, top-p, temperature, repetition penalty and seeded reproducibility."""
+"""Sampler pieces: greedy, top-k, top-p, temperature, the penalties and seeded reproducibility."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from demo_engine.engine import SamplingParams
-from demo_engine.engine.sampler import apply_repetition_penalty, sample_next_tokens
+from demo_engine.engine.sampler import (
+    apply_frequency_presence_penalties,
+    apply_repetition_penalty,
+    sample_next_tokens,
+)
 
 
 def _generators(seeds):
@@ -57,6 +62,38 @@ def test_repetition_penalty_follows_transformers():
     logits = torch.tensor([[2.0, -2.0, 1.0, 0.5]])
     apply_repetition_penalty(logits, [torch.tensor([0, 1])], [2.0])
     assert torch.equal(logits, torch.tensor([[1.0, -4.0, 1.0, 0.5]]))
+
+
+def test_frequency_and_presence_penalties_follow_openai():
+    """logit -= count * frequency_penalty + (count > 0) * presence_penalty, per row, from that row's own counts."""
+    logits = torch.ones(2, 4)
+    params = [SamplingParams(frequency_penalty=0.5, presence_penalty=0.25), SamplingParams(presence_penalty=-1.0)]
+    apply_frequency_presence_penalties(logits, [{0: 2, 1: 1}, {3: 5}], params)
+    assert torch.equal(logits, torch.tensor([[-0.25, 0.25, 1.0, 1.0], [1.0, 1.0, 1.0, 2.0]]))
+
+
+def test_default_sampling_applies_no_penalty():
+    """Out of the box nothing changes the logits: no repetition, frequency or presence penalty."""
+    params = SamplingParams()
+    assert (params.repetition_penalty, params.frequency_penalty, params.presence_penalty) == (1.0, 0.0, 0.0)
+    assert not params.penalises_repeats
+
+
+def test_penalties_outside_openais_range_are_refused():
+    """A frequency or presence penalty outside -2..2 is refused before it reaches the scheduler."""
+    for params in (SamplingParams(frequency_penalty=2.5), SamplingParams(presence_penalty=-2.01)):
+        with pytest.raises(ValueError):
+            params.validate()
+
+
+def test_frequency_penalty_changes_a_greedy_reply(fast_engine):
+    """A greedy reply with a strong frequency penalty differs from the plain one: the scheduler applies it."""
+    plan = fast_engine.render_chat([{"role": "user", "content": "Say 'yes' twenty times."}], max_new_tokens=24)
+    plain, _ = fast_engine.generate(plan.token_ids, SamplingParams(greedy=True, max_new_tokens=24))
+    penalised, _ = fast_engine.generate(
+        plan.token_ids, SamplingParams(greedy=True, frequency_penalty=2.0, max_new_tokens=24)
+    )
+    assert plain != penalised
 
 
 def test_seeded_reply_is_reproducible(fast_engine):

@@ -1,0 +1,240 @@
+"""The CPU fast path's native code (`native_cpu.c`): built once per machine with the system C compiler, loaded with
+ctypes, and wrapped as a linear layer and a whole decode step for `model.py`.
+
+Off unless asked for: `ENGINE_NATIVE_CPU=on` (or `Engine.load(native_cpu="on")`). Measured on the 2-core AVX-512
+machine, 2026-12-02, one thread: a batch-1 decode step 9.1 ms against 11.9 ms for PyTorch's int4 kernel (2 threads:
+5.7 against 9.7), a batch-16 step 54 against 40 ms (slower); through the scheduler (`python -m demo_engine.bench`, 2
+threads) 177.6 tok/s at batch 1 against 110.3 for the default path and 159.2 for llama.cpp in the same run, but 344
+tok/s at 16 concurrent against 518, and prefill 496 tok/s against 1,014. And 8-bit activations cost accuracy: the
+argmax agrees with transformers' fp32 logits at 97.4% of teacher-forced positions (5 prompts) where the engine's bar
+is 99%, and the greedy reply to "What is the capital of France?" becomes llama.cpp's own ("L'Étoile, la Cité, …");
+fake-quantized activations on the exact fp32 path give 96.8% with blocks of 32, 97.4% with 16, 98.9% with 8. So the
+default stays PyTorch's int4 kernel with bf16 activations.
+
+The build is picked at load time from the CPU's flags: AVX-512 with VNNI where the CPU has it, else AVX2 (with
+AVX-VNNI when present); `ENGINE_NATIVE_CPU=avx2` forces the AVX2 build on an AVX-512 machine (what an AVX2-only
+machine gets). The library is cached under the var directory (`SHOWCASE_VAR_DIR`, like the tokenizer), keyed by the
+source and the flags, so only the first start on a machine compiles (about 2 s). Without a compiler, or on a CPU
+without AVX2, the engine runs without it and says so in its backend string.
+
+Knows the Q4_1 byte layout and the C functions' signatures; nothing about tokens, text or scheduling.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from demo_engine.engine.tokenizer import var_dir
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("native_cpu.c")
+MAX_BATCH = 64  # rows of one native decode step; the scheduler's batches are at most 16 by default
+ISA_FLAGS = {
+    "avx512-vnni": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni"],
+    "avx2-vnni": ["-mavx2", "-mfma", "-mf16c", "-mavxvnni"],
+    "avx2": ["-mavx2", "-mfma", "-mf16c"],
+}
+C_FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-D_POSIX_C_SOURCE=200809L"]
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_isa(wanted: str | None = None) -> str | None:
+    """The build to run: `wanted` (default `ENGINE_NATIVE_CPU`, "off") is "off", "on" (the best this CPU has),
+    "avx2" or "avx2-novnni"; None when off or when the CPU lacks AVX2, FMA and F16C."""
+    wanted = (wanted or os.environ.get("ENGINE_NATIVE_CPU", "off")).strip().lower()
+    if wanted in ("off", "0", "false", "no", ""):
+        return None
+    flags = _cpu_flags()
+    if not {"avx2", "fma", "f16c"} <= flags:
+        return None
+    has_avx512 = {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"} <= flags
+    if wanted in ("on", "1", "true", "yes", "auto", "avx512") and has_avx512:
+        return "avx512-vnni"
+    if "avx_vnni" in flags and wanted != "avx2-novnni":
+        return "avx2-vnni"
+    return "avx2"
+
+
+def _build(isa: str) -> Path:
+    """The compiled library for `isa`, built into the var directory on first use."""
+    source = SOURCE.read_bytes()
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or "cc"
+    key = hashlib.sha256(source + repr((isa, ISA_FLAGS[isa], C_FLAGS, compiler)).encode()).hexdigest()[:16]
+    target = var_dir() / "native" / f"native_cpu-{isa}-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    command = [compiler, *C_FLAGS, *ISA_FLAGS[isa], str(SOURCE), "-o", str(partial), "-lm"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"compiling {SOURCE.name} failed: {done.stderr.strip()[-500:]}")
+    os.replace(partial, target)  # atomic: a concurrent worker never loads half a file
+    return target
+
+
+_PTR, _INT, _FLOAT = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
+
+
+class NativeCPU:
+    """The loaded library with its thread pool (`threads` threads, the caller's included). Calls are serialised."""
+
+    def __init__(self, path: Path, isa: str, threads: int) -> None:
+        lib = ctypes.CDLL(str(path))
+        lib.nc_context_new.restype = _PTR
+        lib.nc_context_new.argtypes = [_INT]
+        lib.nc_context_free.argtypes = [_PTR]
+        lib.nc_gemm.argtypes = [_PTR, _PTR, _INT, _PTR, _PTR, _INT, _INT, _PTR]
+        lib.nc_model_new.restype = _PTR
+        lib.nc_model_new.argtypes = [_INT] * 7 + [_FLOAT] * 2 + [_PTR] * 11
+        lib.nc_model_free.argtypes = [_PTR]
+        lib.nc_decode_step.restype = _INT
+        lib.nc_decode_step.argtypes = [_PTR, _PTR, _INT, _PTR, _PTR, _PTR, _PTR, _PTR, _INT, _PTR]
+        lib.nc_isa.restype = ctypes.c_char_p
+        self.lib = lib
+        self.isa = lib.nc_isa().decode()
+        assert self.isa == isa, (self.isa, isa)
+        self.threads = threads
+        self.context = lib.nc_context_new(threads)
+        self.lock = threading.Lock()
+
+    def __del__(self) -> None:
+        context, self.context = getattr(self, "context", None), None
+        if context:
+            self.lib.nc_context_free(context)
+
+
+def load(threads: int, wanted: str | None = None) -> NativeCPU | None:
+    """The native code for this CPU, built if needed; None when off, or (with the reason logged) when it cannot run
+    here."""
+    isa = choose_isa(wanted)
+    if isa is None:
+        return None
+    try:
+        return NativeCPU(_build(isa), isa, threads)
+    except (OSError, RuntimeError) as error:
+        logger.warning("native CPU kernels unavailable, using PyTorch's: %s", error)
+        return None
+
+
+def pack_q4_1(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q4_1 blocks (N, K/32*20) -> nibbles (N, K/2) uint8 (each block's 16 bytes as stored) and per pair of blocks
+    (d0, d1, m0, m1) as fp16 bits (N, K/64, 4) int16: the layout native_cpu.c reads, 0.625 bytes a weight."""
+    n_out = blocks.shape[0]
+    b = blocks.view(n_out, -1, 20)  # (N, K/32, 20)
+    nib = b[..., 4:].reshape(n_out, -1).contiguous()  # (N, K/2)
+    d = b[..., 0:2].contiguous().view(torch.int16).reshape(n_out, -1, 2)  # (N, K/64, 2)
+    m = b[..., 2:4].contiguous().view(torch.int16).reshape(n_out, -1, 2)
+    return nib, torch.cat([d, m], dim=-1).contiguous()  # (N, K/64, 4)
+
+
+class NativeLinear:
+    """y = x @ W.T with W in Q4_1 and x quantized to 8 bits per block of 32 (llama.cpp's Q4_1 x Q8_1); fp32 out."""
+
+    kernel = "q4_1-q8"
+
+    def __init__(self, native: NativeCPU, blocks: torch.Tensor, n_in: int) -> None:
+        if n_in % 64:
+            raise ValueError(f"the native kernel needs inputs in multiples of 64, not {n_in}")
+        self.native = native
+        self.nib, self.dm = pack_q4_1(blocks)
+        self.n_out, self.n_in = blocks.shape[0], n_in
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        rows = x.reshape(-1, self.n_in).to(torch.float32).contiguous()  # (M, K)
+        y = torch.empty(rows.shape[0], self.n_out, dtype=torch.float32)  # (M, N)
+        with self.native.lock:
+            self.native.lib.nc_gemm(self.native.context, rows.data_ptr(), rows.shape[0], self.nib.data_ptr(),
+                                    self.dm.data_ptr(), self.n_out, self.n_in, y.data_ptr())  # fmt: skip
+        return y.view(*lead, self.n_out)
+
+
+@dataclass
+class _CachePointers:
+    k: ctypes.Array
+    v: ctypes.Array
+
+
+class NativeDecoder:
+    """Every block of a decode step in one native call: (B, dim) token embeddings in, final-normed hidden out."""
+
+    def __init__(self, native: NativeCPU, config, layers, final_norm: torch.Tensor) -> None:
+        self.native = native
+        n = config.n_layers
+
+        def array(values: list[int]) -> ctypes.Array:
+            return (ctypes.c_void_p * n)(*values)
+
+        self._keep = [layers, final_norm]  # the tensors the C side points into
+        self._pointers = [
+            array([layer.qkv.nib.data_ptr() for layer in layers]),
+            array([layer.qkv.dm.data_ptr() for layer in layers]),
+            array([layer.out.nib.data_ptr() for layer in layers]),
+            array([layer.out.dm.data_ptr() for layer in layers]),
+            array([layer.gate_up.nib.data_ptr() for layer in layers]),
+            array([layer.gate_up.dm.data_ptr() for layer in layers]),
+            array([layer.down.nib.data_ptr() for layer in layers]),
+            array([layer.down.dm.data_ptr() for layer in layers]),
+            array([layer.attn_norm.data_ptr() for layer in layers]),
+            array([layer.ffn_norm.data_ptr() for layer in layers]),
+        ]
+        self.dim = config.dim
+        self.model = native.lib.nc_model_new(
+            n, config.dim, config.n_heads, config.n_kv_heads, config.head_dim, config.ffn_dim, MAX_BATCH,
+            config.norm_eps, config.rope_base, *self._pointers, final_norm.data_ptr(),
+        )  # fmt: skip
+
+    def __del__(self) -> None:
+        model, self.model = getattr(self, "model", None), None
+        if model:
+            self.native.lib.nc_model_free(model)
+
+    def _cache_pointers(self, cache) -> _CachePointers:
+        pointers = getattr(cache, "_native_pointers", None)
+        if pointers is None:
+            layers = [cache.layer(index) for index in range(len(cache._k))]
+            pointers = _CachePointers(
+                (ctypes.c_void_p * len(layers))(*[k.data_ptr() for k, _v in layers]),
+                (ctypes.c_void_p * len(layers))(*[v.data_ptr() for _k, v in layers]),
+            )
+            cache._native_pointers = pointers
+        return pointers
+
+    def step(self, resid: torch.Tensor, cache, slots: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """resid (B, dim) fp32 embeddings (overwritten); slots, positions (B,) int64 -> (B, dim) fp32."""
+        batch = resid.shape[0]
+        resid = resid.contiguous()
+        slots = slots.to(torch.int64).contiguous()
+        positions = positions.to(torch.int64).contiguous()
+        out = torch.empty(batch, self.dim, dtype=torch.float32)
+        pointers = self._cache_pointers(cache)
+        with self.native.lock:
+            status = self.native.lib.nc_decode_step(
+                self.native.context, self.model, batch, resid.data_ptr(), slots.data_ptr(), positions.data_ptr(),
+                pointers.k, pointers.v, cache.max_len, out.data_ptr(),
+            )  # fmt: skip
+        if status != 0:
+            raise ValueError(f"native decode step refused a batch of {batch}")
+        return out

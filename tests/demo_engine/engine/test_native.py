@@ -1,0 +1,132 @@
+"""The opt-in native CPU kernels (`ENGINE_NATIVE_CPU`): exact integer maths, a decode step that agrees with the
+prefill, batch invariance, and the backend string. Skipped where they cannot build."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from demo_engine.engine import Engine, SamplingParams, native
+from demo_engine.engine.gguf_loader import GGUFFile, q4_1_blocks, q4_1_dequantize
+from demo_engine.engine.model import HEAD_REFINE_TOP
+
+
+def _native_or_skip(wanted: str) -> native.NativeCPU:
+    lib = native.load(1, wanted)
+    if lib is None:
+        pytest.skip(f"native CPU kernels ({wanted}) cannot run here (no AVX2/compiler)")
+    return lib
+
+
+@pytest.fixture(scope="module")
+def ffn_blocks(gguf_path: str) -> torch.Tensor:
+    """A real Q4_1 weight of the model: block 3's gate projection (1536 x 576)."""
+    gguf_file = GGUFFile(gguf_path)
+    tensor = next(t for t in gguf_file.tensors() if t.name == "blk.3.ffn_gate.weight")
+    return q4_1_blocks(tensor)
+
+
+@pytest.fixture(scope="module")
+def native_engine(var_dir):
+    """The engine with the native kernels on, if they build here."""
+    engine = Engine.load(max_batch=16, max_context=1024, native_cpu="on")
+    if engine.model.native is None:
+        pytest.skip("native CPU kernels cannot run here")
+    return engine
+
+
+def _int8_exact_rows(rows: int, n_in: int) -> torch.Tensor:
+    """Activations whose quantization to int8 per block of 32 is exact: integer codes times a block scale, with one
+    code at +-127 in every block so that the scale is recovered exactly."""
+    generator = torch.Generator().manual_seed(0)
+    codes = torch.randint(-127, 128, (rows, n_in // 32, 32), generator=generator).float()
+    codes[..., 0] = 127.0
+    scales = 2.0 ** torch.randint(-6, 2, (rows, n_in // 32, 1), generator=generator).float()
+    return (codes * scales).reshape(rows, n_in)
+
+
+@pytest.mark.parametrize("wanted", ["on", "avx2"])
+def test_native_matmul_is_exact_when_activations_are_int8(ffn_blocks, wanted):
+    """With activations that int8 blocks represent exactly, the native Q4_1 matmul equals x @ W.T of the dequantized
+    weights to float rounding, for 1, 5 and 16 rows, on the AVX-512 and the AVX2 build."""
+    lib = _native_or_skip(wanted)
+    linear = native.NativeLinear(lib, ffn_blocks, 576)
+    weight = q4_1_dequantize(ffn_blocks).double()  # (1536, 576)
+    for rows in (1, 5, 16):
+        x = _int8_exact_rows(rows, 576)
+        expected = x.double() @ weight.T
+        got = linear(x).double()
+        assert (got - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
+
+
+def test_native_matmul_error_is_that_of_8_bit_activations(ffn_blocks):
+    """On ordinary activations the result is within about 1% of the exact product (the int8 rounding of the input)."""
+    linear = native.NativeLinear(_native_or_skip("on"), ffn_blocks, 576)
+    x = torch.randn(4, 576, generator=torch.Generator().manual_seed(1))
+    expected = x @ q4_1_dequantize(ffn_blocks).T
+    assert ((linear(x) - expected).norm() / expected.norm()).item() < 0.01
+
+
+def test_native_decode_step_matches_its_prefill(native_engine):
+    """Tokens decoded one native step at a time get the argmax of the same sequence prefilled at once, and the best 16
+    candidates' logits within 0.75 (the bar of the default fast path)."""
+    model = native_engine.model
+    ids = native_engine.tokenizer.encode("The quick brown fox jumps over the lazy dog, again and again.")
+    cache = model.new_cache(2, 64)
+    with torch.inference_mode():
+        prefilled = model.prefill(torch.tensor(ids), cache, 0, all_logits=True)[3:]  # (T - 3, V)
+        model.prefill(torch.tensor(ids[:3]), cache, 1)
+        stepped = torch.stack(
+            [
+                model.decode(torch.tensor([ids[p]]), cache, torch.tensor([1]), torch.tensor([p]))[0]
+                for p in range(3, len(ids))
+            ]
+        )
+    assert torch.equal(stepped.argmax(-1), prefilled.argmax(-1))
+    top = prefilled.topk(HEAD_REFINE_TOP, dim=-1).indices
+    assert (stepped.gather(1, top) - prefilled.gather(1, top)).abs().max().item() <= 0.75
+
+
+def test_native_decode_step_is_batch_invariant(native_engine):
+    """Three sequences decoded in one native step get exactly the logits each gets alone."""
+    model = native_engine.model
+    ids = native_engine.tokenizer.encode("The quick brown fox jumps over the lazy dog, again and again.")
+
+    def prefilled_cache():
+        cache = model.new_cache(3, 64)
+        for slot in range(3):
+            model.prefill(torch.tensor(ids[: 5 + slot]), cache, slot)
+        return cache
+
+    with torch.inference_mode():
+        together = model.decode(
+            torch.tensor(ids[5:8]), prefilled_cache(), torch.tensor([0, 1, 2]), torch.tensor([5, 6, 7])
+        )
+        cache = prefilled_cache()
+        alone = torch.cat(
+            [
+                model.decode(torch.tensor([ids[5 + s]]), cache, torch.tensor([s]), torch.tensor([5 + s]))
+                for s in range(3)
+            ]
+        )
+    assert torch.equal(together, alone)
+
+
+def test_native_replies_do_not_depend_on_their_neighbours(native_engine):
+    """A greedy reply is the same alone and among 4 concurrent ones, and the backend string names the kernels."""
+    plans = [
+        native_engine.render_chat([{"role": "user", "content": q}], max_new_tokens=12).token_ids
+        for q in ("Hi!", "Name three colours.", "What is 2 + 2?", "Écris une phrase sur Paris.")
+    ]
+    params = SamplingParams(greedy=True, max_new_tokens=12)
+    alone = [native_engine.generate(plan, params)[0] for plan in plans]
+    native_engine.start()
+    try:
+        handles, texts = [], [[] for _ in plans]
+        for index, plan in enumerate(plans):
+            handles.append(native_engine.submit(plan, params, lambda event, i=index: texts[i].append(event.text)))
+        finals = [handle.wait(timeout=120) for handle in handles]
+    finally:
+        native_engine.stop()
+    assert ["".join(t) for t in texts] == alone
+    assert finals[0].stats.backend.startswith("CPU · q4_1×q8 ")
