@@ -114,7 +114,7 @@ def test_a_reply_is_sampled_with_its_own_penalties_and_nothing_else(reply, monke
     settings.CHAT_REPETITION_PENALTY = 1.3
     engine = ScriptedEngine(["x"])
     use_engine(monkeypatch, engine)
-    generation.reply_generate(message_id=reply.id)
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
     plain = engine.params
     assert (plain.repetition_penalty, plain.frequency_penalty, plain.presence_penalty) == (1.0, 0.0, 0.0)
     assert plain.is_greedy
@@ -123,8 +123,7 @@ def test_a_reply_is_sampled_with_its_own_penalties_and_nothing_else(reply, monke
         conversation=conversation, text="hello", sampling={"seed": 1, "temperature": 0.0, "max_new_tokens": 8}
     )
     Message.objects.filter(id=penalised.id).update(repetition_penalty=1.2, frequency_penalty=0.5, presence_penalty=-1)
-    services.redis_client().delete(reply_stream.stream_key(penalised.id), reply_stream.stop_key(penalised.id))
-    generation.reply_generate(message_id=penalised.id)
+    generation.reply_generate(message_id=penalised.id, stream_token=penalised.stream_token.hex)
     chosen = engine.params
     assert (chosen.repetition_penalty, chosen.frequency_penalty, chosen.presence_penalty) == (1.2, 0.5, -1.0)
 
