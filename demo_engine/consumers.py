@@ -69,7 +69,6 @@ def sampling_from_options(options: object) -> services.SamplingChoice:
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.follow_task: asyncio.Task | None = None
-        self.following: int | None = None
         self.resume_times: list[float] = []
         self.address = admission.address_from_scope(self.scope)
         self.language = self._language()
@@ -304,7 +303,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     def _follow(self, reply: Message, after_seq: int) -> None:
         if self.follow_task is not None:
             self.follow_task.cancel()
-        self.following = reply.id
         self.follow_task = asyncio.create_task(self._forward(ReplyRef.of(reply), after_seq))
 
     async def _forward(self, reply: ReplyRef, after_seq: int) -> None:
