@@ -30,14 +30,16 @@ $(DEV_STAMP): requirements-dev.txt $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(PY) -m showcase.launcher
 
-# Every system package a test needs, in one place: Debian's chromium (browser tests), wrk (load tests) and a CJK font
-# (the Chinese pages in the browser tests and their screenshots). Each is checked by what the tests use, not by a
+# Every system package a test needs, in one place: Debian's chromium (browser tests), wrk (load tests), a CJK font
+# (the Chinese pages in the browser tests and their screenshots) and a C compiler (the opt-in native CPU kernels,
+# which their tests build). Each is checked by what the tests use, not by a
 # package name, so a machine that has them some other way passes; the missing ones are installed when we can (root
 # and apt-get), else the run stops with the exact command.
 SYSTEM_PACKAGES_CHECK := \
 	missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
 	{ command -v fc-list >/dev/null && fc-list :lang=zh | grep -q .; } || missing="$$missing fonts-noto-cjk"
 
 system-deps:
