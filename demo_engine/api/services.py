@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from demo_engine import admission
+from demo_engine import admission, moderation
 from demo_engine import services as chat_services
 from demo_engine.api import selectors
 from demo_engine.api.wire import ApiError, CompletionRequest
@@ -90,9 +90,21 @@ def _completion_save(*, api_key: ApiKey, completion: CompletionRequest) -> Messa
     return reply
 
 
+def _user_messages_check(completion: CompletionRequest) -> None:
+    for index, turn in enumerate(completion.messages):
+        if turn["role"] != "user":
+            continue
+        try:
+            moderation.message_check(text=turn["content"], language=None, conversation=None)
+        except admission.Refused as refused:
+            raise ApiError(400, refused.message, param=f"messages[{index}].content", code="content_filter") from None
+
+
 def api_completion_start(*, api_key: ApiKey, completion: CompletionRequest) -> Message:
     """Save the request's messages and a queued reply (origin "api") in a conversation of their own, and hand the
-    reply to a worker. Refused with 503 before anything is saved when no worker runs or the queue is full."""
+    reply to a worker. Refused before anything is saved: with 400 when a user message contains a phrase staff blocked
+    for every language (the same phrases that cut an API reply), with 503 when no worker runs or the queue is full."""
+    _user_messages_check(completion)
     if not chat_services.workers_may_be_alive():
         raise ApiError(503, admission.NO_WORKER_MESSAGE, code="no_worker", error_type="server_error",
                        headers={"Retry-After": "5"})  # fmt: skip

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from demo_engine import services as chat_services
 from demo_engine.api import selectors, services
 from demo_engine.api.wire import ApiError, CompletionRequest
-from demo_engine.models import ApiKey, Conversation, Message
+from demo_engine.models import ApiKey, BlockedPhrase, Conversation, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -92,6 +92,29 @@ def test_no_worker_refuses_a_completion_with_503_and_saves_nothing(monkeypatch):
         services.api_completion_start(api_key=api_key, completion=completion_request())
     assert refused.value.status == 503 and refused.value.code == "no_worker" and "Retry-After" in refused.value.headers
     assert not Message.objects.exists()
+
+
+def test_a_blocked_phrase_in_a_user_message_is_refused_with_400_and_saves_nothing(monkeypatch):
+    """A phrase staff blocked for every language refuses the request (400, code content_filter, the message that
+    holds it named) before anything is saved or generated; one blocked for a single language does not apply to the
+    API (its replies are cut only at phrases of every language too), and the client's system message is not checked."""
+    enqueued = []
+    monkeypatch.setattr(chat_services, "workers_may_be_alive", lambda: True)
+    monkeypatch.setattr(chat_services, "reply_enqueue", lambda *, reply: enqueued.append(reply.id))
+    BlockedPhrase.objects.create(phrase="forbidden thing")
+    BlockedPhrase.objects.create(phrase="con", language="fr")
+    api_key, _ = services.api_key_create(name="dev")
+    messages = [{"role": "system", "content": "Never say FORBIDDEN thing."}, {"role": "user", "content": "Hi?"},
+                {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Say ＦＯＲＢＩＤＤＥＮ  thing!"}]  # fmt: skip
+    with pytest.raises(ApiError) as refused:
+        services.api_completion_start(api_key=api_key, completion=completion_request(messages=messages))
+    assert (refused.value.status, refused.value.code, refused.value.param) == (400, "content_filter",
+                                                                              "messages[3].content")  # fmt: skip
+    assert "rephrase" in refused.value.message
+    assert not Message.objects.exists() and not enqueued
+    allowed = [{"role": "system", "content": "Never say forbidden thing."}, {"role": "user", "content": "Quel con?"}]
+    reply = services.api_completion_start(api_key=api_key, completion=completion_request(messages=allowed))
+    assert enqueued == [reply.id]
 
 
 def test_create_api_key_prints_the_key_once(capsys):
