@@ -15,9 +15,7 @@ that this middleware would have redirected.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import is_valid_path
@@ -26,6 +24,8 @@ from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.encoding import escape_uri_path
 from django.utils.translation import get_supported_language_variant
 from django.utils.translation.trans_real import parse_accept_lang_header
+
+from showcase.core.middleware import HybridMiddleware
 
 # Paths outside the language prefixes: never redirected.
 UNPREFIXED_PREFIXES = ("/admin/", "/healthz/", "/v1/", "/static/", "/media/", "/i18n/", "/ws/")
@@ -83,34 +83,15 @@ def variant_of_scope(scope: dict) -> bytes:
     return language_of_scope(scope).encode()
 
 
-class LanguageLandingMiddleware:
+class LanguageLandingMiddleware(HybridMiddleware):
     """Redirect an unprefixed public page to the visitor's language (after LocaleMiddleware)."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):
-        redirect = self._redirect(request)
-        if iscoroutinefunction(self):
-            return self._acall(request, redirect)
-        return self._finish(request, redirect or self.get_response(request))
-
-    async def _acall(self, request: HttpRequest, redirect: HttpResponse | None) -> HttpResponse:
-        return self._finish(request, redirect or await self.get_response(request))
-
-    @staticmethod
-    def _finish(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if not language_of_path(request.path_info) and not request.path_info.startswith(UNPREFIXED_PREFIXES):
             patch_vary_headers(response, ("Accept-Language", "Cookie"))
         return response
 
-    @staticmethod
-    def _redirect(request: HttpRequest) -> HttpResponse | None:
+    def answer_early(self, request: HttpRequest) -> HttpResponse | None:
         path = request.path_info
         if request.method not in ("GET", "HEAD") or path.startswith(UNPREFIXED_PREFIXES):
             return None

@@ -24,8 +24,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-class SecurityHeadersMiddleware:
-    """Sync and async: under Daphne the whole middleware chain stays async, with no hop to a thread per request."""
+class HybridMiddleware:
+    """The base of the site's middleware, sync and async: under Daphne the whole chain stays async, with no hop to a
+    thread per request. A subclass overrides `answer_early` (a response that skips the view) and/or `finish` (what
+    every response, early or the view's, goes through)."""
 
     sync_capable = True
     async_capable = True
@@ -35,38 +37,32 @@ class SecurityHeadersMiddleware:
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest):
+        early = self.answer_early(request)
         if iscoroutinefunction(self):
-            return self._acall(request)
-        return self._with_headers(self.get_response(request))
+            return self._acall(request, early)
+        return self.finish(request, early or self.get_response(request))
 
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return self._with_headers(await self.get_response(request))
+    async def _acall(self, request: HttpRequest, early: HttpResponse | None) -> HttpResponse:
+        return self.finish(request, early or await self.get_response(request))
 
-    @staticmethod
-    def _with_headers(response: HttpResponse) -> HttpResponse:
+    def answer_early(self, request: HttpRequest) -> HttpResponse | None:
+        return None
+
+    def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        return response
+
+
+class SecurityHeadersMiddleware(HybridMiddleware):
+    def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response
 
 
-class ViewNameMiddleware:
+class ViewNameMiddleware(HybridMiddleware):
     """Tells the ASGI layer which view answered (its URL name), for the metrics' `view` label: written into the
     request's ASGI scope, which the layers outside Django share (see showcase.core.observe)."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self._acall(request) if iscoroutinefunction(self) else self.get_response(request)
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return await self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> None:
         scope = getattr(request, "scope", None)

@@ -68,13 +68,13 @@ async def test_an_admin_save_reaches_every_open_page_after_commit():
     """Staff save an AI system in the admin: every open live socket gets one `compare` update within 2 s."""
     await sync_to_async(exhibit_services.demo_content_load)()
     first, second = await _connect(), await _connect()
-    started = time.monotonic()
     await sync_to_async(_staff_saves_deepseek_cost)()
+    saved = time.monotonic()  # the clock starts at the committed save (rendering the admin form is not the push's time)
     for communicator in (first, second):
         frame = await _next(communicator, "compare", timeout=2.0)
         assert frame is not None, "no compare update within 2 s"
         assert "aisystem" in frame["payload"]["models"]
-    assert time.monotonic() - started < 2.0 + 1.0
+    assert time.monotonic() - saved < 2.0
     # The system and its inline sources and claim are one save for staff: one event, not one per row.
     assert await _next(first, "compare", timeout=0.5) is None
     assert (await sync_to_async(AISystem.objects.get)(slug="deepseek-v3")).training_cost_high_usd == 6_000_000
