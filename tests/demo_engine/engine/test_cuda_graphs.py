@@ -1,0 +1,133 @@
+"""The CUDA-graph decode (`cuda_graphs`) and the GPU benchmark's dense bf16 baseline, checked on the CPU.
+
+What a CPU can check: the buckets, the padding, and that a padded step on the graph's static buffers computes the
+same logits as the plain decode and leaves every live request's cache as the plain decode does (`capture=False` runs
+exactly the code that is captured on CUDA, without the capture). The capture and replay themselves need a GPU: see
+tests/demo_engine/engine/test_cuda_engine.py.
+"""
+
+import pytest
+import torch
+
+from demo_engine.engine import cuda_graphs
+from demo_engine.engine.model import DenseLinear, LlamaModel
+from demo_engine.engine.scheduler import Scheduler
+from kernels import dispatch, reference
+from tests.demo_engine.engine.test_kernels_in_engine import TINY, run_forward, tiny_model
+
+
+def test_buckets_are_powers_of_two_up_to_the_batch_limit():
+    """Graphs exist for 1, 2, 4, ... and for max_batch itself; a batch replays the smallest bucket that holds it."""
+    assert cuda_graphs.batch_buckets(16) == (1, 2, 4, 8, 16)
+    assert cuda_graphs.batch_buckets(12) == (1, 2, 4, 8, 12)
+    assert cuda_graphs.batch_buckets(1) == (1,)
+    buckets = cuda_graphs.batch_buckets(12)
+    assert [cuda_graphs.bucket_for(b, buckets) for b in (1, 2, 3, 5, 8, 9, 12)] == [1, 2, 4, 8, 8, 12, 12]
+    with pytest.raises(ValueError):
+        cuda_graphs.bucket_for(13, buckets)
+
+
+def test_padding_rows_go_to_the_padding_slot_only():
+    """Padding decodes token 0 at position 0 of the padding slot; a request may never sit in that slot."""
+    assert cuda_graphs.pad_rows([5, 6, 7], [1, 2, 3], [10, 4, 8], 4, pad_slot=0) == (
+        [5, 6, 7, 0],
+        [1, 2, 3, 0],
+        [10, 4, 8, 0],
+    )
+    with pytest.raises(ValueError):
+        cuda_graphs.pad_rows([5], [0], [3], 2, pad_slot=0)
+
+
+def _prefilled(model: LlamaModel, num_slots: int):
+    """A cache with three prompts of different lengths in slots 1, 2, 3 (slot 0 stays empty: the padding slot)."""
+    cache = model.new_cache(num_slots=num_slots, max_len=16)
+    prompts = {1: [5, 17, 3, 99, 42], 2: [7], 3: [8, 61, 11]}
+    with dispatch.use_backend("torch"):
+        for slot, prompt in prompts.items():
+            model.prefill(torch.tensor(prompt), cache, slot)
+    return cache, prompts
+
+
+def test_a_padded_step_on_static_buffers_equals_the_plain_decode():
+    """Three rows in the bucket of four: the logits of the real rows equal the plain decode's, every request's cache
+    slot ends as with the plain decode, and the padding wrote only into position 0 of the padding slot."""
+    model = tiny_model(torch.float32)
+    plain_cache, prompts = _prefilled(model, 5)
+    graph_cache, _ = _prefilled(model, 5)
+    pad_slot = graph_cache.allocate()
+    assert pad_slot == 0
+    decoder = cuda_graphs.GraphedDecoder(model, graph_cache, max_batch=4, pad_slot=pad_slot, capture=False)
+    slots, tokens = [1, 2, 3], [23, 77, 2]
+    positions = [len(prompts[slot]) for slot in slots]
+    with dispatch.use_backend("torch"), torch.inference_mode():
+        want = model.decode(torch.tensor(tokens), plain_cache, torch.tensor(slots), torch.tensor(positions))
+        got = decoder.decode(tokens, slots, positions)
+    assert got.shape == (3, TINY.vocab_size)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    for layer in range(TINY.n_layers):
+        for plain, graphed in zip(plain_cache.layer(layer), graph_cache.layer(layer), strict=True):
+            torch.testing.assert_close(graphed[1:], plain[1:], atol=1e-6, rtol=1e-6)
+            assert graphed[0, :, 1:].abs().sum() == 0 and graphed[0, :, 0].abs().sum() > 0
+
+
+def test_one_row_replays_the_bucket_of_one():
+    """A single request uses the smallest bucket and gets the plain decode's logits."""
+    model = tiny_model(torch.float32)
+    plain_cache, prompts = _prefilled(model, 4)
+    graph_cache, _ = _prefilled(model, 4)
+    decoder = cuda_graphs.GraphedDecoder(model, graph_cache, max_batch=3, pad_slot=0, capture=False)
+    with dispatch.use_backend("torch"), torch.inference_mode():
+        want = model.decode(torch.tensor([4]), plain_cache, torch.tensor([2]), torch.tensor([1]))
+        got = decoder.decode([4], [2], [1])
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_the_cpu_scheduler_has_no_graphs_and_no_extra_slot():
+    """On the CPU the scheduler decodes as before: no graphed decoder, and every cache slot is for requests."""
+    scheduler = Scheduler(tiny_model(torch.float32), None, max_batch=4, max_context=16)  # type: ignore[arg-type]
+    assert scheduler._graphed is None
+    assert scheduler.cache.num_slots == 4 and scheduler.cache.free_slots == 4
+
+
+@pytest.mark.parametrize("value", ["off", "0", "false"])
+def test_cuda_graphs_can_be_turned_off(monkeypatch, value):
+    """ENGINE_CUDA_GRAPHS=off (or 0, false) runs CUDA decode steps eagerly; unset, graphs are on."""
+    monkeypatch.delenv("ENGINE_CUDA_GRAPHS", raising=False)
+    assert cuda_graphs.cuda_graphs_enabled()
+    monkeypatch.setenv("ENGINE_CUDA_GRAPHS", value)
+    assert not cuda_graphs.cuda_graphs_enabled()
+
+
+def _dense_bf16(model: LlamaModel) -> LlamaModel:
+    """The same tiny model as the bench's baseline: weights dequantized once to dense bf16."""
+    model.mode = "bf16"
+    for layer in model.layers:
+        for name in ("qkv", "out", "gate_up", "down"):
+            linear = getattr(layer, name)
+            weight = reference.q4_1_dequantize(linear.blocks, linear.n_out, linear.n_in)
+            setattr(layer, name, DenseLinear(weight.to(torch.bfloat16)))
+    return model
+
+
+def test_the_baseline_attention_is_sdpa_with_the_same_maths(monkeypatch):
+    """The bf16 baseline's decode attention (SDPA over the gathered slots, masked to each length) equals the
+    reference decode attention, grouped-query heads included, without going through the kernels' dispatch."""
+    monkeypatch.setattr(dispatch, "decode_attention", lambda *a: pytest.fail("the baseline called the dispatch"))
+    model = _dense_bf16(tiny_model(torch.bfloat16))
+    q = torch.randn(3, TINY.n_heads, TINY.head_dim)
+    k_cache, v_cache = torch.randn(4, TINY.n_kv_heads, 16, TINY.head_dim), torch.randn(4, TINY.n_kv_heads, 16, 32)
+    slots, seq_lens = torch.tensor([2, 0, 3]), torch.tensor([16, 1, 7], dtype=torch.int32)
+    got = model._decode_attention(q, k_cache, v_cache, slots, seq_lens)
+    want = reference.decode_attention(q, k_cache, v_cache, slots, seq_lens, model.scale)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_the_dense_bf16_baseline_computes_the_same_model():
+    """The baseline (dense bf16 weights, PyTorch ops) gives the 4-bit model's logits to bf16 precision: it is the
+    same model, so the bench compares speed, not different maths."""
+    want = run_forward(tiny_model(torch.bfloat16), "torch")
+    model = _dense_bf16(tiny_model(torch.bfloat16))
+    assert model.kernel_label == "CPU · bf16 dense PyTorch"
+    got = run_forward(model, "torch")
+    torch.testing.assert_close(got, want, atol=0.75, rtol=0.02)
+    assert (got.argmax(-1) == want.argmax(-1)).float().mean() >= 0.9
