@@ -24,3 +24,33 @@ def test_a_missing_or_silent_peer_leaves_its_ratio_empty():
     assert summary["ratio_batch1_vs_llama_cpp"] is None
     assert summary["ratio_batch1_vs_transformers"] is None
     assert summary["transformers_error"] == "no transformers"
+
+
+def test_gpu_targets_say_whether_each_is_met():
+    """The GPU table's targets: batch-1 decode against 1,500 tok/s and against 3x the bf16 PyTorch baseline, each
+    with its value and verdict; every batch gets its speedup over the baseline."""
+    rows = [
+        {"engine": "triton", "batch": 1, "decode_tok_s": 1600.0, "aggregate_tok_s": 1500.0},
+        {"engine": "bf16_torch", "batch": 1, "decode_tok_s": 800.0, "aggregate_tok_s": 700.0},
+        {"engine": "triton", "batch": 8, "decode_tok_s": 1000.0, "aggregate_tok_s": 8000.0},
+        {"engine": "bf16_torch", "batch": 8, "decode_tok_s": 500.0, "aggregate_tok_s": 4000.0},
+    ]
+    targets = {t["name"]: t for t in bench.cuda_targets(rows)}
+    assert targets["batch-1 decode tok/s"]["met"] is True
+    assert targets["batch-1 decode vs bf16 PyTorch"]["value"] == 2.0
+    assert targets["batch-1 decode vs bf16 PyTorch"]["met"] is False
+    assert rows[2]["aggregate_vs_bf16_torch"] == 2.0
+
+
+def test_gpu_table_without_cuda_exits_with_its_own_status(capsys):
+    """`python -m demo_engine.bench --cuda --json` on a machine without CUDA exits 2 and says why."""
+    import json
+
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the answer a machine without CUDA gets")
+    assert bench.main(["--cuda", "--json"]) == bench.NO_CUDA == 2
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "No CUDA device" in lines[0] and json.loads(lines[-1]) == {"cuda": False}
