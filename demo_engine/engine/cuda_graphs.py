@@ -93,7 +93,8 @@ class GraphedDecoder:
         self._copied = torch.cuda.Event() if on_cuda else None  # the last copy out of `_host` has finished
         self._graphs: dict[tuple[int, str], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._pool: tuple[int, int] | None = None
-        self.replays = 0  # steps served by a captured graph (figures and tests)
+        self.steps = 0  # decode steps served
+        self.replays = 0  # of which by replaying a captured graph
 
     def _inputs(self, bucket: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self._static[0, :bucket], self._static[1, :bucket], self._static[2, :bucket]
@@ -133,9 +134,12 @@ class GraphedDecoder:
         if self._copied is not None:
             self._copied.synchronize()  # the previous step's copy out of the pinned buffer is done (long since)
         self._host[:, :bucket] = torch.tensor(rows, dtype=torch.int64)
-        self._static[:, :bucket].copy_(self._host[:, :bucket], non_blocking=True)
+        # The whole buffer (768 bytes at 32 rows): a contiguous pinned copy stays asynchronous; a bucket's slice is
+        # strided and would be staged through pageable memory. Rows past the bucket are read by no graph of it.
+        self._static.copy_(self._host, non_blocking=True)
         if self._copied is not None:
             self._copied.record()
+        self.steps += 1
         if not self.capture:
             return self._forward(bucket)[: len(tokens)]
         graph, logits = self._graphs[(bucket, backend)]

@@ -37,13 +37,13 @@ def cuda_fast_engine(var_dir):
 
 
 @pytest.fixture(scope="module")
-def cpu_replies(fp32_engine) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, reply ids) per question: the CPU fp32 path's greedy reply, encoded back to ids."""
-    replies = []
+def cpu_replies(fp32_engine) -> dict[str, tuple[list[int], str]]:
+    """Per question: the prompt's ids and the CPU fp32 path's greedy reply."""
+    replies = {}
     for question in QUESTIONS:
         prompt = fp32_engine.render_chat([{"role": "user", "content": question}], max_new_tokens=REPLY_TOKENS)
         text, _stats = fp32_engine.generate(prompt.token_ids, SamplingParams(greedy=True, max_new_tokens=REPLY_TOKENS))
-        replies.append((prompt.token_ids, fp32_engine.tokenizer.encode(text)))
+        replies[question] = (prompt.token_ids, text)
     return replies
 
 
@@ -68,11 +68,10 @@ def _greedy_together(engine, questions: list[str]) -> dict[str, str]:
     return {q: "".join(p) for q, p in pieces.items()}
 
 
-def test_gpu_fp32_greedy_replies_equal_the_cpu_fp32_path(fp32_engine, cuda_fp32_engine):
+def test_gpu_fp32_greedy_replies_equal_the_cpu_fp32_path(cpu_replies, cuda_fp32_engine):
     """Four questions answered together on the GPU (fp32, Triton kernels, CUDA graphs) get the CPU fp32 path's
     greedy replies, word for word."""
-    params = SamplingParams(greedy=True, max_new_tokens=REPLY_TOKENS)
-    want = {q: fp32_engine.generate([{"role": "user", "content": q}], params)[0] for q in QUESTIONS}
+    want = {question: text for question, (_prompt, text) in cpu_replies.items()}
     got = _greedy_together(cuda_fp32_engine, QUESTIONS)
     assert got == want
     assert cuda_fp32_engine.backend == "GPU · fp32"
@@ -87,7 +86,8 @@ def test_gpu_fast_path_argmax_agrees_with_the_fp32_path(fp32_engine, cuda_fast_e
     assert cuda_fast_engine.backend == "GPU · Triton"
     agree = total = 0
     with torch.inference_mode():
-        for prompt, reply in cpu_replies:
+        for prompt, text in cpu_replies.values():
+            reply = fp32_engine.tokenizer.encode(text)
             full = prompt + reply
             ids = torch.tensor(full)
             want = exact.prefill(ids, exact.new_cache(1, len(full)), 0, all_logits=True).argmax(-1)  # (T,)

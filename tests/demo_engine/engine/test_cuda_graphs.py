@@ -9,7 +9,7 @@ tests/demo_engine/engine/test_cuda_engine.py.
 import pytest
 import torch
 
-from demo_engine.engine import cuda_graphs
+from demo_engine.engine import SamplingParams, cuda_graphs
 from demo_engine.engine.model import DenseLinear, LlamaModel
 from demo_engine.engine.scheduler import Scheduler
 from kernels import dispatch, reference
@@ -87,6 +87,37 @@ def test_the_cpu_scheduler_has_no_graphs_and_no_extra_slot():
     scheduler = Scheduler(tiny_model(torch.float32), None, max_batch=4, max_context=16)  # type: ignore[arg-type]
     assert scheduler._graphed is None
     assert scheduler.cache.num_slots == 4 and scheduler.cache.free_slots == 4
+
+
+def _greedy_replies(scheduler: Scheduler, prompts: list[list[int]], tokens: int) -> list[str]:
+    """Greedy replies of prompts submitted together, the scheduler stepped in this thread."""
+    pieces: list[list[str]] = [[] for _ in prompts]
+    params = SamplingParams(greedy=True, max_new_tokens=tokens, ignore_eos=True)
+    handles = [
+        scheduler.submit(prompt, params, lambda event, i=i: pieces[i].append(event.text))
+        for i, prompt in enumerate(prompts)
+    ]
+    while scheduler.has_work():
+        scheduler.step()
+    assert [h.final_event.finish_reason for h in handles] == ["length"] * len(prompts)
+    return ["".join(p) for p in pieces]
+
+
+def test_the_scheduler_on_the_graphed_decoder_replies_as_without_it(fp32_engine):
+    """Three chats decoded together through the graphed decoder (the scheduler's CUDA path, set up as
+    Scheduler.__init__ does on CUDA, run without capture on the CPU: bucket of four, a padding slot) get the plain
+    scheduler's greedy replies, and the padding slot is never handed to a request."""
+    model, tokenizer = fp32_engine.model, fp32_engine.tokenizer
+    questions = ["What is the capital of France?", "Name a colour.", "Écris une phrase sur la mer."]
+    prompts = [fp32_engine.render_chat([{"role": "user", "content": q}], max_new_tokens=8).token_ids for q in questions]
+    plain = Scheduler(model, tokenizer, max_batch=4, max_context=256)
+    graphed = Scheduler(model, tokenizer, max_batch=4, max_context=256)
+    graphed.cache = model.new_cache(4 + 1, 256)
+    pad_slot = graphed.cache.allocate()
+    graphed._graphed = cuda_graphs.GraphedDecoder(model, graphed.cache, max_batch=4, pad_slot=pad_slot, capture=False)
+    assert _greedy_replies(graphed, prompts, 8) == _greedy_replies(plain, prompts, 8)
+    assert graphed._graphed.steps == 7  # the first token comes from the prefill, 7 decode steps follow
+    assert graphed.cache.free_slots == 4 and pad_slot not in [graphed.cache.allocate() for _ in range(4)]
 
 
 @pytest.mark.parametrize("value", ["off", "0", "false"])
