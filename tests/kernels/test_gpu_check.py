@@ -43,6 +43,18 @@ def test_a_missing_package_stops_the_run_with_status_3(tmp_path, monkeypatch):
     assert "no_such_package_for_the_gpu_check" in summary["note"]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the run a machine without CUDA gets")
+def test_without_the_engine_packages_only_the_kernels_are_collected(tmp_path, monkeypatch):
+    """A missing engine package (or model wheel) leaves the kernels' checks to run: only their tests are collected,
+    and the summary names what the engine's stages would lack."""
+    monkeypatch.setattr(gpu_check, "ENGINE_PACKAGES", (*gpu_check.ENGINE_PACKAGES, "no_such_engine_package"))
+    assert gpu_check.main(["--out", str(tmp_path)]) == gpu_check.EXIT_NO_CUDA
+    stages = [json.loads(line) for line in (tmp_path / "stages.jsonl").read_text().splitlines()]
+    assert stages[0]["missing"] == [] and "no_such_engine_package" in stages[0]["missing_for_engine"][0]
+    assert stages[1]["stage"] == "collect" and stages[1]["status"] == "passed" and len(stages[1]["collected"]) == 1
+    assert "no_such_engine_package" in json.loads((tmp_path / "summary.json").read_text())["note"]
+
+
 def test_a_stage_out_of_time_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
     """A stage past its limit is stopped and recorded as timed_out in stages.jsonl at once; its output is kept."""
     monkeypatch.setitem(gpu_check.LIMITS, "collect", 1)
