@@ -37,12 +37,15 @@ Runs the engine's checks as commands; imports nothing of the engine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -96,13 +99,26 @@ class Check:
         limit = max(1.0, min(LIMITS[name], self.deadline - time.monotonic()))
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
         started = time.monotonic()
-        try:
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
-            output, code = done.stdout + done.stderr, done.returncode
-            status = "passed" if code == 0 else "failed"
-        except subprocess.TimeoutExpired as expired:
-            output = _text(expired.stdout) + _text(expired.stderr) + f"\n[gpu_check] stopped after {limit:.0f} s\n"
-            code, status = None, "timed_out"
+        # Output to a file and the command in a process group of its own: at the time limit the whole group is
+        # killed (torch.compile's workers and the tests' subprocesses too), and no pipe held open by one of them
+        # can keep this run waiting.
+        with tempfile.TemporaryFile("w+") as capture:
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=capture, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            )
+            code: int | None
+            try:
+                code = process.wait(timeout=limit)
+                status = "passed" if code == 0 else "failed"
+            except subprocess.TimeoutExpired:
+                code, status = None, "timed_out"
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            capture.seek(0)
+            output = capture.read()
+        if status == "timed_out":
+            output += f"\n[gpu_check] stopped after {limit:.0f} s\n"
         seconds = time.monotonic() - started
         with open(self.out / "log.txt", "a") as log:
             log.write(f"\n===== {name}: {' '.join(command)}\n{output}\n===== {name}: {status}, exit {code}\n")
@@ -125,10 +141,6 @@ class Check:
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         print(f"[gpu_check] exit {exit_status}: {note}", flush=True)
         return exit_status
-
-
-def _text(value: str | bytes | None) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
 
 
 def _last_json(output: str) -> Any:

@@ -56,10 +56,17 @@ def test_without_the_engine_packages_only_the_kernels_are_collected(tmp_path, mo
 
 
 def test_a_stage_out_of_time_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
-    """A stage past its limit is stopped and recorded as timed_out in stages.jsonl at once; its output is kept."""
+    """A stage past its limit is stopped, with the processes it started (here a child that would hold the output
+    open for a minute), and recorded as timed_out in stages.jsonl at once; its output is kept."""
     monkeypatch.setitem(gpu_check.LIMITS, "collect", 1)
     check = gpu_check.Check(tmp_path, budget_s=60)
-    command = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(30)"]
+    code = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print('started', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    command = [sys.executable, "-c", code]
     status, code, seconds, output = check.run("collect", command)
     assert (status, code) == ("timed_out", None) and seconds < 10 and "started" in output
     check.record({"stage": "collect", "status": status, "seconds": seconds})
