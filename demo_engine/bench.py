@@ -337,24 +337,31 @@ def _cuda_generate(engine: Any, prompt: list[int], params: Any, batch: int) -> t
     return generated / elapsed, sum(rates) / len(rates)
 
 
-def cuda_engine_rows(new_tokens: int = 128, runs: int = 3, on_row: Any = None) -> list[Figures]:
+def cuda_engine_rows(
+    new_tokens: int = 128,
+    runs: int = 3,
+    on_row: Any = None,
+    device: str = "cuda",
+    batches: tuple[int, ...] | None = None,
+) -> list[Figures]:
     """One row per contender and batch size: greedy, past end-of-text, `new_tokens` per request, best of `runs` (by
     aggregate tokens/s) after a warm-up (Triton's compilation and the CUDA graphs' capture). Contenders, one engine
     at a time on the GPU: the fast path; the same engine with dense bf16 weights and PyTorch's own ops (cuBLAS
     matmuls, SDPA attention, PyTorch RMSNorm, rotary and SwiGLU), also replayed as CUDA graphs; and the fast path
-    without CUDA graphs. Raises on any failure."""
+    without CUDA graphs. Raises on any failure. `device` and `batches` (instead of each contender's) let the tests
+    run this code on the CPU engine."""
     import torch
 
     from demo_engine.engine import Engine, SamplingParams
     from kernels import dispatch
 
     rows: list[Figures] = []
-    for name, (load_args, backend, graphs, batches) in CUDA_CONTENDERS.items():
+    for name, (load_args, backend, graphs, contender_batches) in CUDA_CONTENDERS.items():
         previous = os.environ.get("ENGINE_CUDA_GRAPHS")
         os.environ["ENGINE_CUDA_GRAPHS"] = graphs  # read when the scheduler is built
         try:
             context = max(CUDA_BENCH_CONTEXT, new_tokens + 128)  # room for the prompt (46 tokens) with --tokens
-            engine = Engine.load(device="cuda", max_batch=32, max_context=context, **load_args)
+            engine = Engine.load(device=device, max_batch=32, max_context=context, **load_args)
         finally:
             if previous is None:
                 del os.environ["ENGINE_CUDA_GRAPHS"]
@@ -365,7 +372,7 @@ def cuda_engine_rows(new_tokens: int = 128, runs: int = 3, on_row: Any = None) -
         engine.start()
         try:
             with dispatch.use_backend(backend):
-                for batch in batches:
+                for batch in batches or contender_batches:
                     _cuda_generate(engine, prompt, params, batch)  # warm-up
                     measured = [_cuda_generate(engine, prompt, params, batch) for _ in range(runs)]
                     aggregate, decode = max(measured)
@@ -377,7 +384,8 @@ def cuda_engine_rows(new_tokens: int = 128, runs: int = 3, on_row: Any = None) -
         finally:
             engine.stop()
             del engine
-            torch.cuda.empty_cache()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
     return rows
 
 

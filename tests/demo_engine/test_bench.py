@@ -1,5 +1,7 @@
 """The engine benchmark's summary: ratios against the peers, and no crash when a peer is missing or silent."""
 
+import pytest
+
 from demo_engine import bench
 
 OURS = {"decode_tok_s_batch1": 100.0, "aggregate_tok_s_1": 90.0, "aggregate_tok_s_8": 400.0,
@@ -46,7 +48,6 @@ def test_gpu_table_without_cuda_exits_with_its_own_status(capsys):
     """`python -m demo_engine.bench --cuda --json` on a machine without CUDA exits 2 and says why."""
     import json
 
-    import pytest
     import torch
 
     if torch.cuda.is_available():
@@ -54,3 +55,19 @@ def test_gpu_table_without_cuda_exits_with_its_own_status(capsys):
     assert bench.main(["--cuda", "--json"]) == bench.NO_CUDA == 2
     lines = capsys.readouterr().out.strip().splitlines()
     assert "No CUDA device" in lines[0] and json.loads(lines[-1]) == {"cuda": False}
+
+
+@pytest.mark.slow
+def test_the_gpu_table_code_runs_end_to_end_on_the_cpu_engine():
+    """The GPU table's code (three engines loaded one after the other, the bf16 baseline under PyTorch's ops, the
+    graphs switched off and restored, every request checked) runs on the CPU engine, so its first GPU run fails only
+    on what is GPU-specific."""
+    import os
+
+    before = os.environ.get("ENGINE_CUDA_GRAPHS")
+    rows = bench.cuda_engine_rows(new_tokens=3, runs=1, device="cpu", batches=(1,))
+    assert [row["engine"] for row in rows] == ["triton", "bf16_torch", "triton_no_graphs"]
+    assert all(row["aggregate_tok_s"] > 0 and row["decode_tok_s"] > 0 for row in rows)
+    assert rows[1]["backend_label"] == "CPU · bf16 dense PyTorch" and rows[0]["backend_label"] == "CPU · int4 bf16"
+    assert [t["name"] for t in bench.cuda_targets(rows)] == ["batch-1 decode tok/s", "batch-1 decode vs bf16 PyTorch"]
+    assert os.environ.get("ENGINE_CUDA_GRAPHS") == before
