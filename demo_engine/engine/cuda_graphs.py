@@ -1,8 +1,8 @@
 """Decode steps on CUDA replayed as CUDA graphs, one graph per batch-size bucket.
 
-A decode step of this model is about 300 kernel launches (30 blocks of about ten), each a few microseconds of
-host time: at batch 1 the GPU would wait on Python. A CUDA graph records the step's launches once and replays them
-with one call. What a graph needs, and this module provides:
+A decode step of this model is some 360 kernel launches (30 blocks of about twelve), each costing host time in
+Python (PyTorch's dispatch, Triton's launcher): at batch 1 the GPU would wait on Python. A CUDA graph records the
+step's launches once and replays them with one call. What a graph needs, and this module provides:
 
 - static inputs: the token ids, slots and positions live in device buffers captured once; each step copies its
   values into them (from a pinned host buffer, asynchronously) before the replay;
