@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     if "bench-kernels" in chosen:
         check.bench_stage(
             "bench-kernels",
-            ["-m", "kernels.bench", "--json", "--budget-s", "30", "--jsonl", str(out / "bench-kernels.jsonl")],
+            ["-m", "kernels.bench", "--json", "--budget-s", "20", "--jsonl", str(out / "bench-kernels.jsonl")],
         )
     if "bench-engine" in chosen:
         check.bench_stage(
