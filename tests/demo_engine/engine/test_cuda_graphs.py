@@ -8,6 +8,7 @@ tests/demo_engine/engine/test_cuda_engine.py.
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from demo_engine.engine import SamplingParams, cuda_graphs
 from demo_engine.engine.model import DenseLinear, LlamaModel
@@ -162,3 +163,38 @@ def test_the_dense_bf16_baseline_computes_the_same_model():
     got = run_forward(model, "torch")
     torch.testing.assert_close(got, want, atol=0.75, rtol=0.02)
     assert (got.argmax(-1) == want.argmax(-1)).float().mean() >= 0.9
+
+
+class _HostReads(TorchDispatchMode):
+    """Records the operators that read a tensor's values back to the host (on CUDA, each a sync, and illegal in a
+    graph capture): `.item()`, `int(t)` and `bool(t)` (`item`, `is_nonzero`, or `_local_scalar_dense` outside
+    inference mode), and those whose output size depends on values."""
+
+    READS = {"item", "is_nonzero", "_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique2"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func._schema.name.split("::")[-1] in self.READS:
+            self.seen.append(func._schema.name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("weights", ["q4_1", "bf16 dense"])
+def test_a_graphed_step_reads_nothing_back_from_the_device(weights):
+    """The step the graphs capture (the model's decode with the attention span fixed), of the fast path and of the
+    bf16 baseline, reads no value back to the host, where the plain decode reads the longest length back once
+    (`int(seq_lens.max())`): the operators are recorded as they run, here on the CPU with the reference kernels (the
+    Triton launchers issue no such reads)."""
+    model = tiny_model(torch.float32) if weights == "q4_1" else _dense_bf16(tiny_model(torch.bfloat16))
+    cache, prompts = _prefilled(model, 4)
+    decoder = cuda_graphs.GraphedDecoder(model, cache, max_batch=4, pad_slot=0, capture=False)
+    with dispatch.use_backend("torch"), torch.inference_mode():
+        with _HostReads() as graphed:
+            decoder.decode([23, 77, 2], [1, 2, 3], [len(prompts[s]) for s in (1, 2, 3)])
+        with _HostReads() as plain:
+            model.decode(torch.tensor([4]), cache, torch.tensor([1]), torch.tensor([6]))
+    assert graphed.seen == []
+    assert plain.seen == ["aten::item"]
