@@ -49,6 +49,9 @@ def test_a_failed_row_and_a_missed_target_show_in_the_summary():
     bench.judge_bandwidth(big, 352_321_536, copy_gbs)  # 3523 GB/s: 88% of copy
     bench.judge_bandwidth(slow_big, 268_435_456, copy_gbs)  # 268 GB/s: 7%
     assert "bandwidth_target_met" not in small and big["bandwidth_target_met"] and not slow_big["bandwidth_target_met"]
+    gemm = {"kernel": "q4_1_matmul", "shape": "M64 8192x8192", "triton_ms": 1.0}
+    bench.judge_bandwidth(gemm, 41_943_040, copy_gbs, memory_bound=False)
+    assert "bandwidth_target_met" not in gemm and gemm["copy_fraction"] > 0
     summary = bench.summarize([small, big, slow_big, broken], copy_gbs, "test")
     assert summary["failed_rows"] == ["sample B1"]
     assert summary["bandwidth_target"]["rows"] == 2 and summary["bandwidth_target"]["rows_met"] == 1
