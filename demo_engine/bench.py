@@ -1,7 +1,7 @@
 """Benchmark: our engine next to its peers, in one run on this machine.
 
     python -m demo_engine.bench [--json] [--tokens N] [--runs N] [--skip-peers] [--threads N]
-    python -m demo_engine.bench --cuda [--json]      # on a CUDA machine: the engine with Triton against eager
+    python -m demo_engine.bench --cuda [--json] [--jsonl PATH]   # on a CUDA machine: Triton against bf16 PyTorch
 
 Each contender runs in a fresh process of its own (so its peak RSS and its OpenMP threads are its own), one after the
 other, on the same token ids (SmolLM2's chat template around one question, rendered by our engine), greedy, past
@@ -17,9 +17,12 @@ end-of-text, on the same number of CPU threads (the engine's: `--threads`, defau
   decode timed apart from prefill, best of `--runs`; also llama.cpp's own count of its decode time (C side only,
   without the Python around it).
 
-Then the ratios. With --json the last line is one JSON object. `--cuda` prints instead the engine-level table of the
-kernels (generation tokens/s with the Triton kernels and with their PyTorch references, on the GPU); it lives here, not
-in `kernels.bench`, because the kernels know nothing about the engine.
+Then the ratios. With --json the last line is one JSON object. `--cuda` prints instead the engine on the GPU (see
+`cuda_engine_rows`): the fast path (Q4_1 blocks, Triton kernels, CUDA graphs) against the fair baseline, the same
+engine with dense bf16 weights and PyTorch's own ops (cuBLAS, SDPA), in the same run, and whether the GPU targets
+hold; `--jsonl PATH` appends each row as soon as it is measured. Its exit status: 0 every row ran, 1 a row failed,
+2 no CUDA device (a missed target is reported, not an exit status). It lives here, not in `kernels.bench`, because
+the kernels know nothing about the engine.
 """
 
 from __future__ import annotations
@@ -300,49 +303,145 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-# --- the engine with Triton against eager, on a GPU (moved here from kernels.bench) ---------------------------------
+# --- the engine on a GPU: Triton against the bf16 PyTorch baseline ---------------------------------------------------
+
+NO_CUDA = 2  # exit status of --cuda without a CUDA device
+DECODE_TARGET_TOK_S = 1500.0  # batch-1 decode on an H200
+# Cache positions per slot. Under CUDA graphs attention is handed the whole cache length (no length read back): the
+# Triton kernel skips the empty part, the baseline's SDPA reads it. 320 holds the prompt and 128 new tokens, and keeps
+# that read at about 3% of the baseline's weight bytes a step (7 MB against 270 MB).
+CUDA_BENCH_CONTEXT = 320
+BASELINE_RATIO_TARGET = 3.0  # batch-1 decode against the dense bf16 PyTorch engine
+# name -> (Engine.load arguments, forced dispatch backend, ENGINE_CUDA_GRAPHS, batch sizes)
+CUDA_CONTENDERS: dict[str, tuple[dict[str, Any], str | None, str, tuple[int, ...]]] = {
+    "triton": ({}, None, "on", (1, 8, 32)),
+    "bf16_torch": ({"dense_bf16": True}, "torch", "on", (1, 8, 32)),
+    "triton_no_graphs": ({}, None, "off", (1,)),  # what the CUDA graphs bring at batch 1
+}
 
 
-def cuda_engine_rows(batches: tuple[int, ...] = (1, 32), new_tokens: int = 64) -> list[Figures] | Figures:
-    """Engine generation tokens/s (prefill included, greedy) with the Triton kernels and with their references
-    (PyTorch eager) on the GPU, per batch size; skipped with the reason if CUDA or the engine is not there."""
+def _cuda_generate(engine: Any, prompt: list[int], params: Any, batch: int) -> tuple[float, float]:
+    """(aggregate tokens/s end to end, mean per-request decode tokens/s after the first token) of `batch` concurrent
+    greedy requests. A request that does not run to its token count is a failure, not a slow row."""
+    started = time.perf_counter()
+    handles = [engine.submit(prompt, params, lambda event: None) for _ in range(batch)]
+    finals = [handle.wait(timeout=300) for handle in handles]
+    elapsed = time.perf_counter() - started
+    failed = [final for final in finals if final is None or final.finish_reason != "length"]
+    if failed:
+        first = failed[0]
+        reason = "timed out" if first is None else f"{first.finish_reason}: {first.error}"
+        raise RuntimeError(f"{len(failed)} of {batch} requests did not finish ({reason})")
+    generated = sum(final.stats.generated_tokens for final in finals)
+    rates = [final.stats.decode_tokens_per_s or 0.0 for final in finals]
+    return generated / elapsed, sum(rates) / len(rates)
+
+
+def cuda_engine_rows(
+    new_tokens: int = 128,
+    runs: int = 3,
+    on_row: Any = None,
+    device: str = "cuda",
+    batches: tuple[int, ...] | None = None,
+) -> list[Figures]:
+    """One row per contender and batch size: greedy, past end-of-text, `new_tokens` per request, best of `runs` (by
+    aggregate tokens/s) after a warm-up (Triton's compilation and the CUDA graphs' capture). Contenders, one engine
+    at a time on the GPU: the fast path; the same engine with dense bf16 weights and PyTorch's own ops (cuBLAS
+    matmuls, SDPA attention, PyTorch RMSNorm, rotary and SwiGLU), also replayed as CUDA graphs; and the fast path
+    without CUDA graphs. Raises on any failure. `device` and `batches` (instead of each contender's) let the tests
+    run this code on the CPU engine."""
     import torch
 
-    if not torch.cuda.is_available():
-        return {"skipped": "no CUDA device"}
-    try:
-        from demo_engine.engine import Engine, SamplingParams
-        from kernels import dispatch
+    from demo_engine.engine import Engine, SamplingParams
+    from kernels import dispatch
 
-        engine = Engine.load(device="cuda", max_batch=max(batches))
+    rows: list[Figures] = []
+    for name, (load_args, backend, graphs, contender_batches) in CUDA_CONTENDERS.items():
+        previous = os.environ.get("ENGINE_CUDA_GRAPHS")
+        os.environ["ENGINE_CUDA_GRAPHS"] = graphs  # read when the scheduler is built
+        try:
+            context = max(CUDA_BENCH_CONTEXT, new_tokens + 128)  # room for the prompt (46 tokens) with --tokens
+            engine = Engine.load(device=device, max_batch=32, max_context=context, **load_args)
+        finally:
+            if previous is None:
+                del os.environ["ENGINE_CUDA_GRAPHS"]
+            else:
+                os.environ["ENGINE_CUDA_GRAPHS"] = previous
+        prompt = engine.render_chat([{"role": "user", "content": BENCH_QUESTION}], max_new_tokens=new_tokens).token_ids
+        params = SamplingParams(greedy=True, max_new_tokens=new_tokens, ignore_eos=True)
         engine.start()
         try:
-            prompt = engine.render_chat(
-                [{"role": "user", "content": "Tell me about the World Artificial Intelligence Conference."}],
-                max_new_tokens=new_tokens,
-            ).token_ids
-            params = SamplingParams(greedy=True, max_new_tokens=new_tokens)
-            rows: list[Figures] = []
-            for batch in batches:
-                row: Figures = {"batch": batch, "backend_label": engine.backend}
-                for backend in ("triton", "torch"):
-                    with dispatch.use_backend(backend):
-                        for _round in ("warm-up", "measured"):  # warm-up: compilation, CUDA graphs
-                            torch.cuda.synchronize()
-                            start = time.perf_counter()
-                            handles = [engine.submit(prompt, params, lambda event: None) for _ in range(batch)]
-                            finals = [handle.wait(timeout=300) for handle in handles]
-                            torch.cuda.synchronize()
-                            elapsed = time.perf_counter() - start
-                        generated = sum(f.stats.generated_tokens for f in finals if f is not None and f.stats)
-                        row[f"{backend}_tok_s"] = generated / elapsed
-                row["speedup"] = row["triton_tok_s"] / row["torch_tok_s"]
-                rows.append(row)
-            return rows
+            with dispatch.use_backend(backend):
+                for batch in batches or contender_batches:
+                    _cuda_generate(engine, prompt, params, batch)  # warm-up
+                    measured = [_cuda_generate(engine, prompt, params, batch) for _ in range(runs)]
+                    aggregate, decode = max(measured)
+                    row = {"engine": name, "backend_label": engine.backend, "cuda_graphs": graphs == "on",
+                           "batch": batch, "aggregate_tok_s": aggregate, "decode_tok_s": decode}  # fmt: skip
+                    rows.append(row)
+                    if on_row is not None:
+                        on_row(row)
         finally:
             engine.stop()
-    except Exception as error:
-        return {"skipped": f"{type(error).__name__}: {error}"[:300]}
+            del engine
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    return rows
+
+
+def cuda_targets(rows: list[Figures]) -> list[Figures]:
+    """The GPU targets, each with its value and whether it is met: batch-1 decode tokens/s, and batch-1 decode
+    against the bf16 PyTorch baseline; plus the speedup over the baseline at every batch size measured."""
+    by_key = {(row["engine"], row["batch"]): row for row in rows}
+    fast, base = by_key.get(("triton", 1)), by_key.get(("bf16_torch", 1))
+    targets: list[Figures] = []
+    if fast:
+        value = fast["decode_tok_s"]
+        targets.append({"name": "batch-1 decode tok/s", "value": value, "target": DECODE_TARGET_TOK_S,
+                        "met": value >= DECODE_TARGET_TOK_S})  # fmt: skip
+    if fast and base:
+        ratio = fast["decode_tok_s"] / base["decode_tok_s"]
+        targets.append({"name": "batch-1 decode vs bf16 PyTorch", "value": ratio, "target": BASELINE_RATIO_TARGET,
+                        "met": ratio >= BASELINE_RATIO_TARGET})  # fmt: skip
+    for (engine, batch), row in sorted(by_key.items()):
+        if engine == "triton" and ("bf16_torch", batch) in by_key:
+            row["aggregate_vs_bf16_torch"] = row["aggregate_tok_s"] / by_key[("bf16_torch", batch)]["aggregate_tok_s"]
+    return targets
+
+
+def run_cuda(args: argparse.Namespace) -> int:
+    """`--cuda`: the rows, the targets, one JSON object with --json; the exit status of the module docstring."""
+    import torch
+
+    def append(record: Figures) -> None:
+        if args.jsonl:
+            with open(args.jsonl, "a") as jsonl:
+                jsonl.write(json.dumps(_rounded(record)) + "\n")
+
+    if not torch.cuda.is_available():
+        print("No CUDA device: the engine's GPU table needs one.")
+        if args.json:
+            print(json.dumps({"cuda": False}))
+        return NO_CUDA
+    rows: list[Figures] = []
+    try:
+        rows = cuda_engine_rows(new_tokens=args.tokens, on_row=lambda row: (append(row), print(_rounded(row))))
+    except Exception as error:  # a failed row fails the run: reported, and the exit status says so
+        failure = {"error": f"{type(error).__name__}: {error}"[:500]}
+        append(failure)
+        print("FAILED:", failure["error"])
+        if args.json:
+            print(json.dumps(_rounded({"cuda": True, "engine": rows, **failure})))
+        return 1
+    targets = cuda_targets(rows)
+    for target in targets:
+        append({"target": target})
+        met = "met" if target["met"] else "MISSED"
+        print(f"target {target['name']}: {target['value']:.2f} (target {target['target']}) {met}")
+    if args.json:
+        print(json.dumps(_rounded({"cuda": True, "device": torch.cuda.get_device_name(), "engine": rows,
+                                   "targets": targets})))  # fmt: skip
+    return 0
 
 
 # --- command line ----------------------------------------------------------------------------------------------------
@@ -358,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-peers", action="store_true", help="only our own figures")
     parser.add_argument("--skip-native", action="store_true", help="not the opt-in native kernels")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="CPU threads of every contender")
-    parser.add_argument("--cuda", action="store_true", help="the engine on the GPU, Triton kernels against eager")
+    parser.add_argument("--cuda", action="store_true", help="the engine on the GPU: Triton against bf16 PyTorch")
+    parser.add_argument("--jsonl", help="with --cuda: append each row to this file as soon as it is measured")
     parser.add_argument("--only", choices=sorted(CONTENDERS), help=argparse.SUPPRESS)  # one contender, in this process
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -367,11 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_rounded(CONTENDERS[args.only](args))))
         return 0
     if args.cuda:
-        rows = cuda_engine_rows()
-        print("engine on CUDA:", rows)
-        if args.json:
-            print(json.dumps(_rounded(rows)))
-        return 0
+        return run_cuda(args)
 
     load_before = os.getloadavg()
     ours = _in_subprocess("ours", args)

@@ -60,7 +60,11 @@ def use_backend(backend: Backend | None) -> Iterator[None]:
 
 
 def _triton_ops(tensor: torch.Tensor) -> ModuleType:
-    """The Triton launchers, imported on first use; CPU tensors need the interpreter, switched on before the import."""
+    """The Triton launchers, imported on first use; CPU tensors need the interpreter, switched on before the import.
+
+    Raises RuntimeError for CPU tensors while the interpreter is off (on a CUDA machine, where Triton compiles for the
+    GPU): launched, the kernel would read host pointers as device addresses.
+    """
     global _ops
     if _ops is None:
         if not tensor.is_cuda and not torch.cuda.is_available():
@@ -69,6 +73,11 @@ def _triton_ops(tensor: torch.Tensor) -> ModuleType:
         from kernels import ops
 
         _ops = ops
+    if not tensor.is_cuda and not _env_flag("TRITON_INTERPRET"):
+        raise RuntimeError(
+            "Triton was asked to run on CPU tensors with its interpreter off (TRITON_INTERPRET is set only without "
+            "CUDA): put the tensors on the GPU, or use the torch backend"
+        )
     return _ops
 
 

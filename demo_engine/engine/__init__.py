@@ -18,7 +18,8 @@ Token ids and text in, token ids and text out. The chat's worker uses it like th
 Public API (exact signatures):
 
 - `Engine.load(*, gguf_path: str | None = None, fp32: bool = False, device: str = "cpu", max_batch: int = 16,
-  max_context: int = 2048, threads: int | None = None, native_cpu: str | None = None) -> Engine` (`threads`: CPU
+  max_context: int = 2048, threads: int | None = None, native_cpu: str | None = None, dense_bf16: bool = False)
+  -> Engine` (`dense_bf16`: the GPU benchmark's baseline, dense bf16 weights and PyTorch ops; `threads`: CPU
   threads of the scheduler thread, default the cores up to 4; the caller's thread is left on one, see
   `Engine.load`; `native_cpu`: "on" or "avx2" for the opt-in native int4 x int8 kernels, default
   `ENGINE_NATIVE_CPU`, off: see `native`)
@@ -44,7 +45,8 @@ Public API (exact signatures):
 Events are delivered on the scheduler thread: callbacks must be cheap (buffer, don't do I/O inline).
 
 Modules: `gguf_loader` (file -> tensors), `model` (Llama forward), `kv_cache`, `tokenizer`, `chat_template`,
-`sampler`, `scheduler` (continuous batching), `engine` (this facade), `native` (the opt-in C kernels of
+`sampler`, `scheduler` (continuous batching), `cuda_graphs` (decode steps replayed as CUDA graphs, CUDA only),
+`engine` (this facade), `native` (the opt-in C kernels of
 `native_cpu.c`, built with the system compiler on first use). The hot-path operations go through
 `kernels.dispatch` (Triton on CUDA, PyTorch references on the CPU).
 """

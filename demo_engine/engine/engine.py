@@ -30,7 +30,7 @@ class EngineConfig:
     """How the engine was loaded."""
 
     gguf_path: str
-    mode: str  # "fp32", "int4" (CPU fast path) or "q4_1" (CUDA)
+    mode: str  # "fp32", "int4" (CPU fast path), "q4_1" (CUDA) or "bf16" (the GPU benchmark's dense baseline)
     device: str
     max_batch: int
     max_context: int
@@ -70,6 +70,7 @@ class Engine:
         max_context: int = DEFAULT_MAX_CONTEXT,
         threads: int | None = None,
         native_cpu: str | None = None,
+        dense_bf16: bool = False,
     ) -> Engine:
         """Read the GGUF and build the model and tokenizer (a progress bar shows on a terminal).
 
@@ -81,6 +82,9 @@ class Engine:
 
         `native_cpu` ("off", "on", "avx2"; default `ENGINE_NATIVE_CPU`, off): the opt-in native int4 x int8 kernels
         of `native.py` (faster at batch 1, below the accuracy bar of the default path; see there).
+
+        `dense_bf16`: every weight dequantized once to bf16 and multiplied by PyTorch (cuBLAS on a GPU), attention by
+        SDPA: the GPU benchmark's baseline for the 4-bit Triton path, not a serving mode.
         """
         started = time.perf_counter()
         torch.set_num_threads(1)
@@ -89,6 +93,8 @@ class Engine:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError("device='cuda' asked for, but no CUDA device is available")
         mode = "fp32" if fp32 else ("q4_1" if device.startswith("cuda") else "int4")
+        if dense_bf16 and not fp32:
+            mode = "bf16"
         gguf_file = GGUFFile(path)
         try:
             config_context = int(gguf_file.metadata("llama.context_length", 8192))  # type: ignore[arg-type]

@@ -19,6 +19,9 @@ Three weight formats, picked at load time:
   exactly from the Q8_0 embedding, so greedy picks are those of the exact head. The other logits are
   within about 1.3 of exact (mean 0.14), which only the far tail of a sampled distribution sees.
 - `q4_1` (CUDA): the blocks as stored, multiplied by `dispatch.q4_1_matmul`.
+- `bf16` (CUDA, the GPU benchmark's baseline): every weight dequantized once to dense bf16, multiplied by cuBLAS
+  (`F.linear`), decode attention by PyTorch's `scaled_dot_product_attention`; run it under
+  `dispatch.use_backend("torch")` for PyTorch's own RMSNorm, rotary and SwiGLU too.
 """
 
 from __future__ import annotations
@@ -156,6 +159,8 @@ def _make_linear(
     stacked = torch.cat(blocks, dim=0)  # (N, K/32*20)
     if mode == "fp32":
         return DenseLinear(gguf_loader.q4_1_dequantize(stacked).to(device))
+    if mode == "bf16":
+        return DenseLinear(gguf_loader.q4_1_dequantize(stacked).to(device, torch.bfloat16))
     if mode == "int4" and native is not None:
         return native_cpu.NativeLinear(native, stacked, n_in)
     if mode == "int4":
@@ -217,7 +222,7 @@ class LlamaModel:
     def __init__(
         self, config: LlamaConfig, mode: str, device: str = "cpu", native: native_cpu.NativeCPU | None = None
     ) -> None:
-        if mode not in ("fp32", "int4", "q4_1"):
+        if mode not in ("fp32", "int4", "q4_1", "bf16"):
             raise ValueError(f"unknown weight mode {mode!r}")
         self.config = config
         self.mode = mode
@@ -298,6 +303,9 @@ class LlamaModel:
         if self.mode == "fp32":
             return f"{'GPU' if self.device.type == 'cuda' else 'CPU'} · fp32"
         probe = torch.empty(0, device=self.device)
+        if self.mode == "bf16":
+            ops = "PyTorch" if dispatch.backend_for(probe) == "torch" else "Triton"
+            return f"{'GPU' if self.device.type == 'cuda' else 'CPU'} · bf16 dense {ops}"
         if dispatch.backend_for(probe) == "triton":
             return "GPU · Triton"
         if self.native is not None:
@@ -423,12 +431,19 @@ class LlamaModel:
         )  # fmt: skip
 
     def decode(
-        self, token_ids: torch.Tensor, cache: KVCache, slots: torch.Tensor, positions: torch.Tensor
+        self,
+        token_ids: torch.Tensor,
+        cache: KVCache,
+        slots: torch.Tensor,
+        positions: torch.Tensor,
+        attention_span: int | None = None,
     ) -> torch.Tensor:
         """One new token for each of B sequences: token_ids, slots, positions (B,) -> fp32 logits (B, V).
 
         `positions[i]` is where token i sits (its sequence's length before it); its K and V are written
-        there, and attention covers positions 0..positions[i].
+        there, and attention covers positions 0..positions[i]. `attention_span` (the CUDA graphs pass the cache
+        length) fixes how many cache positions attention is handed, instead of reading the longest sequence's
+        length back from the device: no host sync inside the step.
         """
         c = self.config
         batch = token_ids.shape[0]
@@ -442,7 +457,7 @@ class LlamaModel:
             return self._head(hidden)
         seq_lens = (positions + 1).to(torch.int32)  # (B,)
         # Attention reads only up to the longest sequence in the batch, not the whole cache length.
-        span = int(seq_lens.max())
+        span = int(seq_lens.max()) if attention_span is None else attention_span
         cos, sin = self._rotary(positions[:, None])  # (B, 1, D/2)
         residual = self._embed(token_ids)  # (B, dim) fp32
         x, residual = dispatch.rms_norm(residual, self.layers[0].attn_norm, c.norm_eps)
@@ -457,9 +472,7 @@ class LlamaModel:
             k_cache, v_cache = cache.layer(index)
             k_cache[slots, :, positions] = k[:, 0].to(k_cache.dtype)  # (B, Hk, D)
             v_cache[slots, :, positions] = v.reshape(batch, c.n_kv_heads, c.head_dim).to(v_cache.dtype)
-            attn = dispatch.decode_attention(
-                q[:, 0], k_cache[:, :, :span], v_cache[:, :, :span], slots, seq_lens, self.scale
-            )  # (B, Hq, D)
+            attn = self._decode_attention(q[:, 0], k_cache[:, :, :span], v_cache[:, :, :span], slots, seq_lens)
             h = layer.out(attn.reshape(batch, c.dim))  # (B, dim)
             x, residual = dispatch.rms_norm(h, layer.ffn_norm, c.norm_eps, residual)
             gate, up = layer.gate_up(x).chunk(2, dim=-1)  # (B, ffn) each
@@ -467,3 +480,19 @@ class LlamaModel:
             norm_weight = self.layers[index + 1].attn_norm if index + 1 < len(self.layers) else self.final_norm
             x, residual = dispatch.rms_norm(h, norm_weight, c.norm_eps, residual)
         return self._head(x)
+
+    def _decode_attention(
+        self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor, seq_lens: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, Hq, D) attention of each new token over its slot; k_cache, v_cache (slots, Hk, S, D). The `bf16`
+        baseline uses PyTorch's SDPA on the gathered slots (what a plain PyTorch engine does), every other mode
+        `dispatch.decode_attention`."""
+        if self.mode != "bf16":
+            return dispatch.decode_attention(q, k_cache, v_cache, slots, seq_lens, self.scale)
+        span = k_cache.shape[2]
+        visible = torch.arange(span, device=q.device)[None, :] < seq_lens[:, None]  # (B, S)
+        out = F.scaled_dot_product_attention(
+            q[:, :, None], k_cache[slots].to(q.dtype), v_cache[slots].to(q.dtype), attn_mask=visible[:, None, None, :],
+            scale=self.scale, enable_gqa=True,
+        )  # fmt: skip
+        return out[:, :, 0]  # (B, Hq, D)

@@ -26,6 +26,7 @@ from typing import Literal
 
 import torch
 
+from demo_engine.engine.cuda_graphs import GraphedDecoder, cuda_graphs_enabled
 from demo_engine.engine.model import LlamaModel
 from demo_engine.engine.sampler import (
     SamplingParams,
@@ -146,7 +147,13 @@ class Scheduler:
         self.tokenizer = tokenizer
         self.max_batch = max_batch
         self.max_context = max_context
-        self.cache = model.new_cache(max_batch, max_context)
+        # On CUDA decode steps replay CUDA graphs (see cuda_graphs), whose padding rows take one more slot of
+        # their own, never handed to a request.
+        graphed = model.device.type == "cuda" and cuda_graphs_enabled()
+        self.cache = model.new_cache(max_batch + graphed, max_context)
+        self._graphed = (
+            GraphedDecoder(model, self.cache, max_batch=max_batch, pad_slot=self.cache.allocate()) if graphed else None
+        )
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._queue: deque[_Request] = deque()
@@ -337,6 +344,10 @@ class Scheduler:
     def _decode(self) -> None:
         batch = [r for r in self._running if not r.handle.cancelled]
         if not batch:
+            return
+        if self._graphed is not None:
+            rows = [r.generated[-1] for r in batch], [r.slot for r in batch], [r.length - 1 for r in batch]
+            self._sample_and_emit(batch, self._graphed.decode(*rows))  # (B, V)
             return
         device = self.model.device
         tokens = torch.tensor([r.generated[-1] for r in batch], dtype=torch.int64, device=device)

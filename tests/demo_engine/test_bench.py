@@ -1,5 +1,7 @@
 """The engine benchmark's summary: ratios against the peers, and no crash when a peer is missing or silent."""
 
+import pytest
+
 from demo_engine import bench
 
 OURS = {"decode_tok_s_batch1": 100.0, "aggregate_tok_s_1": 90.0, "aggregate_tok_s_8": 400.0,
@@ -24,3 +26,48 @@ def test_a_missing_or_silent_peer_leaves_its_ratio_empty():
     assert summary["ratio_batch1_vs_llama_cpp"] is None
     assert summary["ratio_batch1_vs_transformers"] is None
     assert summary["transformers_error"] == "no transformers"
+
+
+def test_gpu_targets_say_whether_each_is_met():
+    """The GPU table's targets: batch-1 decode against 1,500 tok/s and against 3x the bf16 PyTorch baseline, each
+    with its value and verdict; every batch gets its speedup over the baseline."""
+    rows = [
+        {"engine": "triton", "batch": 1, "decode_tok_s": 1600.0, "aggregate_tok_s": 1500.0},
+        {"engine": "bf16_torch", "batch": 1, "decode_tok_s": 800.0, "aggregate_tok_s": 700.0},
+        {"engine": "triton", "batch": 8, "decode_tok_s": 1000.0, "aggregate_tok_s": 8000.0},
+        {"engine": "bf16_torch", "batch": 8, "decode_tok_s": 500.0, "aggregate_tok_s": 4000.0},
+    ]
+    targets = {t["name"]: t for t in bench.cuda_targets(rows)}
+    assert targets["batch-1 decode tok/s"]["met"] is True
+    assert targets["batch-1 decode vs bf16 PyTorch"]["value"] == 2.0
+    assert targets["batch-1 decode vs bf16 PyTorch"]["met"] is False
+    assert rows[2]["aggregate_vs_bf16_torch"] == 2.0
+
+
+def test_gpu_table_without_cuda_exits_with_its_own_status(capsys):
+    """`python -m demo_engine.bench --cuda --json` on a machine without CUDA exits 2 and says why."""
+    import json
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the answer a machine without CUDA gets")
+    assert bench.main(["--cuda", "--json"]) == bench.NO_CUDA == 2
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "No CUDA device" in lines[0] and json.loads(lines[-1]) == {"cuda": False}
+
+
+@pytest.mark.slow
+def test_the_gpu_table_code_runs_end_to_end_on_the_cpu_engine():
+    """The GPU table's code (three engines loaded one after the other, the bf16 baseline under PyTorch's ops, the
+    graphs switched off and restored, every request checked) runs on the CPU engine, so its first GPU run fails only
+    on what is GPU-specific."""
+    import os
+
+    before = os.environ.get("ENGINE_CUDA_GRAPHS")
+    rows = bench.cuda_engine_rows(new_tokens=3, runs=1, device="cpu", batches=(1,))
+    assert [row["engine"] for row in rows] == ["triton", "bf16_torch", "triton_no_graphs"]
+    assert all(row["aggregate_tok_s"] > 0 and row["decode_tok_s"] > 0 for row in rows)
+    assert rows[1]["backend_label"] == "CPU · bf16 dense PyTorch" and rows[0]["backend_label"] == "CPU · int4 bf16"
+    assert [t["name"] for t in bench.cuda_targets(rows)] == ["batch-1 decode tok/s", "batch-1 decode vs bf16 PyTorch"]
+    assert os.environ.get("ENGINE_CUDA_GRAPHS") == before

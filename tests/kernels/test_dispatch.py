@@ -44,9 +44,9 @@ def test_use_backend_nests_restores_and_rejects_unknown_names(monkeypatch):
         pass
 
 
-def test_forced_triton_never_calls_the_reference(monkeypatch):
-    """Under use_backend("triton") every dispatched kernel runs Triton (here, the interpreter) and agrees with the
-    reference, which is never called."""
+def test_forced_triton_never_calls_the_reference(monkeypatch, device):
+    """Under use_backend("triton") every dispatched kernel runs Triton (the interpreter on CPU tensors without CUDA,
+    the GPU on CUDA tensors) and agrees with the reference, which is never called."""
     x = torch.randn(2, 3, 9 * 64)
     weight = torch.rand(9 * 64) + 0.5
     q, k = torch.randn(2, 3, 9, 64), torch.randn(2, 3, 3, 64)
@@ -57,6 +57,10 @@ def test_forced_triton_never_calls_the_reference(monkeypatch):
     blocks.view(8, 2, 20)[..., 0:4] = torch.tensor([0.01, -0.05], dtype=torch.float16).view(torch.uint8)
     logits = torch.randn(2, 50)
     sampling = (torch.tensor([0.0, 1.0]), torch.tensor([0, 5]), torch.tensor([1.0, 0.9]), torch.tensor([0.5, 0.5]))
+    x, weight, q, k, cos, sin, q_new, k_cache, v_cache, slots, seq_lens, blocks, logits = (
+        t.to(device) for t in (x, weight, q, k, cos, sin, q_new, k_cache, v_cache, slots, seq_lens, blocks, logits)
+    )
+    sampling = tuple(t.to(device) for t in sampling)
 
     want = {
         "rms_norm": reference.rms_norm(x, weight, 1e-5, x),
@@ -95,3 +99,43 @@ def test_dispatch_import_does_not_load_triton():
     code = "import sys, kernels.dispatch; print('triton' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("fake_cuda", "interpret", "expected"),
+    [
+        (False, None, "ran"),  # a CPU machine: dispatch switches the interpreter on by itself
+        (True, None, "refused"),  # a GPU machine: no interpreter, so CPU tensors are refused, not launched
+        (False, "0", "refused"),  # the interpreter explicitly off
+    ],
+)
+def test_triton_on_cpu_tensors_runs_only_in_the_interpreter(fake_cuda, interpret, expected):
+    """Forcing Triton on CPU tensors runs them in the interpreter where there is no GPU; where a GPU is present (here
+    faked: torch.cuda.is_available() returns True, nothing touches a device) it stops with a clear error instead of
+    launching a GPU kernel on host pointers."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        f"torch.cuda.is_available = lambda: {fake_cuda}\n"
+        "from kernels import dispatch\n"
+        "x = torch.randn(3, 40)\n"
+        "try:\n"
+        "    y = dispatch.swiglu(x, x)\n"
+        "except RuntimeError as error:\n"
+        "    print('refused:', error)\n"
+        "else:\n"
+        "    torch.testing.assert_close(y, torch.nn.functional.silu(x) * x)\n"
+        "    print('ran')\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env["KERNELS_FORCE_TRITON"] = "1"
+    if interpret is not None:
+        env["TRITON_INTERPRET"] = interpret
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split(":")[0].strip() == expected
+    if expected == "refused":
+        assert "interpreter off" in result.stdout

@@ -1,5 +1,6 @@
 """Fixtures for the engine tests: the engines (fp32 reference path and the fast path), loaded once per session,
-and `transformers`' reading of the same GGUF as the reference (about 15-40 s to load, so once per session)."""
+`transformers`' reading of the same GGUF as the reference (about 15-40 s to load, so once per session), and
+`triton_device`, where the tests that run the Triton kernels put their tensors (see `tests.triton_devices`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests.triton_devices import DEVICES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -66,3 +69,9 @@ def reference_tokenizer(gguf_path: str):
     """transformers' tokenizer from the same GGUF."""
     transformers = pytest.importorskip("transformers")
     return transformers.AutoTokenizer.from_pretrained(os.path.dirname(gguf_path), gguf_file=os.path.basename(gguf_path))
+
+
+@pytest.fixture(params=DEVICES)
+def triton_device(request: pytest.FixtureRequest) -> str:
+    """ "cpu" (Triton's interpreter) without CUDA, "cuda" with it: never Triton on CPU tensors on a GPU machine."""
+    return request.param

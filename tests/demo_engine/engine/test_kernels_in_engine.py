@@ -1,6 +1,7 @@
-"""The whole forward with our Triton kernels (in Triton's interpreter, on a tiny random model of SmolLM2's
-architecture: grouped-query attention, Q4_1 blocks as stored, tied Q8_0 embedding) gives the logits of the same
-forward on the PyTorch references. This is what makes the GPU path trustworthy before a GPU ever runs it."""
+"""The whole forward with our Triton kernels (in Triton's interpreter without CUDA, on the GPU with it; a tiny
+random model of SmolLM2's architecture: grouped-query attention, Q4_1 blocks as stored, tied Q8_0 embedding) gives
+the logits of the same forward on the PyTorch references. This is what makes the GPU path trustworthy before a GPU
+ever runs it."""
 
 import pytest
 import torch
@@ -24,10 +25,10 @@ def random_q4_1_blocks(n_out: int, n_in: int, generator: torch.Generator) -> tor
     return torch.cat([header, nibbles], -1).reshape(n_out, n_blocks * 20)
 
 
-def tiny_model(act_dtype: torch.dtype) -> LlamaModel:
+def tiny_model(act_dtype: torch.dtype, device: str = "cpu") -> LlamaModel:
     generator = torch.Generator().manual_seed(0)
     c = TINY
-    model = LlamaModel(c, "q4_1", "cpu")
+    model = LlamaModel(c, "q4_1", device)
     model.act_dtype = act_dtype
     qkv_out = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim
 
@@ -49,21 +50,31 @@ def tiny_model(act_dtype: torch.dtype) -> LlamaModel:
     codes = torch.randint(-127, 128, (c.vocab_size, c.dim), generator=generator, dtype=torch.int8)
     model.embedding = TokenEmbedding(codes, torch.full((c.vocab_size, c.dim // 32), 0.01))
     model.head_weight = model.embedding.dense().to(act_dtype)
+    if device != "cpu":
+        for layer in model.layers:
+            layer.attn_norm, layer.ffn_norm = layer.attn_norm.to(device), layer.ffn_norm.to(device)
+            for linear in (layer.qkv, layer.out, layer.gate_up, layer.down):
+                linear.blocks = linear.blocks.to(device)
+        model.final_norm = model.final_norm.to(device)
+        model.embedding = TokenEmbedding(codes.to(device), model.embedding.scales.to(device))
+        model.head_weight = model.head_weight.to(device)
     return model
 
 
 def run_forward(model: LlamaModel, backend: str) -> torch.Tensor:
     """Prefill a 7-token prompt into slot 1, then decode 3 tokens for it and a 1-token sequence in slot 0."""
     cache = model.new_cache(num_slots=2, max_len=16)
-    prompt = torch.tensor([5, 17, 3, 99, 42, 8, 61])
+    device = model.device
+    prompt = torch.tensor([5, 17, 3, 99, 42, 8, 61], device=device)
     with dispatch.use_backend(backend):
         logits = [model.prefill(prompt, cache, slot=1, all_logits=True)]
-        logits.append(model.prefill(torch.tensor([7]), cache, slot=0, all_logits=True))
-        lengths = torch.tensor([1, len(prompt)])
+        logits.append(model.prefill(torch.tensor([7], device=device), cache, slot=0, all_logits=True))
+        lengths = torch.tensor([1, len(prompt)], device=device)
         for token in ([11, 23], [4, 77], [90, 2]):
-            logits.append(model.decode(torch.tensor(token), cache, torch.tensor([0, 1]), lengths))
+            slots = torch.tensor([0, 1], device=device)
+            logits.append(model.decode(torch.tensor(token, device=device), cache, slots, lengths))
             lengths = lengths + 1
-    return torch.cat(logits)
+    return torch.cat(logits).cpu()
 
 
 @pytest.mark.slow
@@ -72,10 +83,10 @@ def run_forward(model: LlamaModel, backend: str) -> torch.Tensor:
 @pytest.mark.parametrize(
     ("act_dtype", "atol", "argmax_agreement"), [(torch.float32, 2e-3, 1.0), (torch.bfloat16, 0.75, 0.95)]
 )
-def test_engine_forward_with_triton_kernels_equals_references(act_dtype, atol, argmax_agreement):
+def test_engine_forward_with_triton_kernels_equals_references(act_dtype, atol, argmax_agreement, triton_device):
     """Prefill and batched decode logits agree between the Triton kernels and the references, and the greedy
     choice at every position is the same."""
-    model = tiny_model(act_dtype)
+    model = tiny_model(act_dtype, triton_device)
     reference = run_forward(model, "torch")
     triton = run_forward(model, "triton")
     assert reference.shape == (7 + 1 + 6, TINY.vocab_size)
