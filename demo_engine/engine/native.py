@@ -139,14 +139,15 @@ def load(threads: int, wanted: str | None = None) -> NativeCPU | None:
 
 
 def pack_q4_1(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Q4_1 blocks (N, K/32*20) -> nibbles (N, K/2) uint8 (each block's 16 bytes as stored) and per pair of blocks
-    (d0, d1, m0, m1) as fp16 bits (N, K/64, 4) int16: the layout native_cpu.c reads, 0.625 bytes a weight."""
+    """Q4_1 blocks (N, K/32*20) -> nibbles (N, K/2) uint8 (each block's 16 bytes as stored) and per row the K/32
+    scales d then the K/32 minimums m as fp16 bits (N, K/16) int16: the layout native_cpu.c reads, 0.625 bytes a
+    weight."""
     n_out = blocks.shape[0]
     b = blocks.view(n_out, -1, 20)  # (N, K/32, 20)
     nib = b[..., 4:].reshape(n_out, -1).contiguous()  # (N, K/2)
-    d = b[..., 0:2].contiguous().view(torch.int16).reshape(n_out, -1, 2)  # (N, K/64, 2)
-    m = b[..., 2:4].contiguous().view(torch.int16).reshape(n_out, -1, 2)
-    return nib, torch.cat([d, m], dim=-1).contiguous()  # (N, K/64, 4)
+    d = b[..., 0:2].contiguous().view(torch.int16).reshape(n_out, -1)  # (N, K/32)
+    m = b[..., 2:4].contiguous().view(torch.int16).reshape(n_out, -1)
+    return nib, torch.cat([d, m], dim=-1).contiguous()  # (N, K/16)
 
 
 class NativeLinear:
