@@ -7,14 +7,14 @@ matmul on CUDA) go through `kernels.dispatch`, which runs Triton on CUDA tensors
 Three weight formats, picked at load time:
 
 - `fp32`: every weight dequantized to fp32, exactly as `transformers` does; the reference path.
-- `int4` with the native code of `native.py` (opt-in, `ENGINE_NATIVE_CPU=on`: faster at batch 1, below the
-  engine's accuracy bar, see there): llama.cpp's recipe. The Q4_1 blocks as stored (0.625 bytes a weight) against
-  activations quantized to int8 per block of 32, integer dot products on VNNI, fp32 activations between the
-  matmuls, and the whole decode step (every block) in one native call. The KV cache is bf16. Backend
-  "CPU · q4_1×q8 avx512-vnni" (or avx2-vnni, avx2).
-- `int4` (CPU default): the Q4_1 blocks repacked for `_weight_int4pack_mm_for_cpu` (groups of 32, the same
-  4-bit codes; scale d and zero m + 8d in bf16), bf16 activations, an fp32 residual stream. About 60 MB
-  of weights read per token against 538 MB in fp32. The tied head is int8 per row (28 MB), multiplied by
+- `int4` with the native code of `native.py` (CPU default where it builds; `ENGINE_NATIVE_CPU=off` turns it off):
+  the Q4_1 blocks as stored (0.625 bytes a weight) against activations quantized to int16 per block of 32, integer
+  dot products (VNNI where the CPU has it), fp32 activations between the matmuls, and the whole decode step (every
+  block) in one native call. The KV cache is bf16. Backend "CPU · q4_1×q16 avx512-vnni" (or avx2-vnni, avx2).
+- `int4` without it (no compiler, no AVX2, or `ENGINE_NATIVE_CPU=off`): the Q4_1 blocks repacked for
+  `_weight_int4pack_mm_for_cpu` (groups of 32, the same 4-bit codes; scale d and zero m + 8d in bf16), bf16
+  activations, an fp32 residual stream. About 60 MB of weights read per token against 538 MB in fp32.
+  On both int4 paths the tied head is int8 per row (28 MB), multiplied by
   int8 activations (per row) in one int8 GEMM; the top 16 candidates of each row are then recomputed
   exactly from the Q8_0 embedding, so greedy picks are those of the exact head. The other logits are
   within about 1.3 of exact (mean 0.14), which only the far tail of a sampled distribution sees.
@@ -246,7 +246,7 @@ class LlamaModel:
         cls, gguf_file: GGUFFile, mode: str, device: str = "cpu", threads: int = 1, native_cpu_isa: str | None = None
     ) -> LlamaModel:
         """Build the model's weights from an opened GGUF file (with a progress bar on a terminal). On the CPU's
-        int4 path with `native_cpu_isa` (default `ENGINE_NATIVE_CPU`, off) the native code is built or loaded
+        int4 path the native code (`native_cpu_isa`, default `ENGINE_NATIVE_CPU`, else "auto") is built or loaded
         first (`threads`: its thread pool, the caller included)."""
         config = LlamaConfig.from_gguf(gguf_file)
         on_cpu = mode == "int4" and torch.device(device).type == "cpu"
@@ -301,7 +301,7 @@ class LlamaModel:
         if dispatch.backend_for(probe) == "triton":
             return "GPU · Triton"
         if self.native is not None:
-            return f"CPU · q4_1×q8 {self.native.isa}"
+            return f"CPU · q4_1×q16 {self.native.isa}"
         if self.mode == "int4":
             return "CPU · int4 bf16"
         return f"{self.device.type.upper()} · q4_1 {dispatch.backend_for(probe)}"
