@@ -24,3 +24,18 @@ def test_a_missing_or_silent_peer_leaves_its_ratio_empty():
     assert summary["ratio_batch1_vs_llama_cpp"] is None
     assert summary["ratio_batch1_vs_transformers"] is None
     assert summary["transformers_error"] == "no transformers"
+
+
+def test_variants_are_prefixed_and_compared_with_the_default():
+    """PyTorch's int4 kernel and the AVX2-only pair appear under their prefixes, with the default's ratio against the
+    former and the native AVX2 build's against PyTorch's kernel held to AVX2."""
+    variants = {
+        "torch": {"decode_tok_s_batch1": 80.0, "aggregate_tok_s_16": 450.0},
+        "avx2": {"decode_tok_s_batch1": 90.0, "aggregate_tok_s_16": 400.0},
+        "torch_avx2": {"decode_tok_s_batch1": 60.0, "aggregate_tok_s_16": 500.0},
+    }
+    summary = bench.summarize(OURS, {}, {}, {}, variants)
+    assert summary["torch_decode_tok_s_batch1"] == 80.0 and summary["torch_avx2_aggregate_tok_s_16"] == 500.0
+    assert summary["ratio_batch1_vs_torch_int4"] == 1.25 and summary["ratio_16_concurrent_vs_torch_int4"] == 1.2
+    assert summary["avx2_ratio_batch1_vs_torch_avx2"] == 1.5
+    assert summary["avx2_ratio_16_concurrent_vs_torch_avx2"] == 0.8
