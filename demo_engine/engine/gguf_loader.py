@@ -8,12 +8,13 @@ without its unused dependencies, so it is found with `importlib.util.find_spec`.
 from __future__ import annotations
 
 import importlib.util
+import mmap
+import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import gguf
 import numpy as np
 import torch
 
@@ -47,30 +48,119 @@ class GGUFTensor:
     data: np.ndarray
 
 
+# GGUF value types (the spec's numbering): struct formats of the scalar ones; 8 is a string, 9 an array.
+_SCALAR_FORMATS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+# ggml tensor types this engine reads: (name, weights per block, bytes per block)
+_TENSOR_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 3: ("Q4_1", 32, 20), 8: ("Q8_0", 32, 34)}
+
+
 class GGUFFile:
-    """A GGUF file opened for reading; metadata values come back as plain Python values."""
+    """A GGUF file opened for reading; metadata values come back as plain Python values.
+
+    A reader of its own rather than `gguf.GGUFReader`, which builds a numpy array for every string of the
+    tokenizer's 49,152 tokens and 48,900 merges when it opens the file: 156 MB of a worker's peak memory, held while
+    the weights load. Here an array is only decoded when asked for (the tokenizer does, once per machine), and the
+    tensors are views into one read-only memory map of the file.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._reader = gguf.GGUFReader(path)
+        with open(path, "rb") as file:
+            self._map: mmap.mmap | None = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        buffer = self._map
+        if buffer[:4] != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        version, n_tensors, n_kv = struct.unpack_from("<IQQ", buffer, 4)
+        if version < 2:
+            raise ValueError(f"GGUF version {version} is not supported")
+        offset = 24
+        self._fields: dict[str, tuple[int, int]] = {}  # key -> (value type, offset of the value)
+        for _ in range(n_kv):
+            key, offset = self._string(offset)
+            (value_type,) = struct.unpack_from("<I", buffer, offset)
+            self._fields[key] = (value_type, offset + 4)
+            offset = self._skip(value_type, offset + 4)
+        self._tensor_infos: list[tuple[str, int, tuple[int, ...], int]] = []  # name, type, shape (torch order), offset
+        for _ in range(n_tensors):
+            name, offset = self._string(offset)
+            (n_dims,) = struct.unpack_from("<I", buffer, offset)
+            dims = struct.unpack_from(f"<{n_dims}Q", buffer, offset + 4)
+            tensor_type, data_offset = struct.unpack_from("<IQ", buffer, offset + 4 + 8 * n_dims)
+            offset += 4 + 8 * n_dims + 12
+            if tensor_type not in _TENSOR_TYPES:
+                raise ValueError(f"tensor {name} has ggml type {tensor_type}, which this engine does not read")
+            # GGUF lists dims innermost first; torch wants (rows, cols).
+            shape = tuple(int(n) for n in reversed(dims))
+            self._tensor_infos.append((name, tensor_type, shape, data_offset))
+        alignment = int(self.metadata("general.alignment", 32))  # type: ignore[arg-type]
+        self._data_start = (offset + alignment - 1) // alignment * alignment
+
+    def _string(self, offset: int) -> tuple[str, int]:
+        (length,) = struct.unpack_from("<Q", self._map, offset)
+        return self._map[offset + 8 : offset + 8 + length].decode("utf-8", errors="replace"), offset + 8 + length
+
+    def _skip(self, value_type: int, offset: int) -> int:
+        """The offset after a value of `value_type` at `offset`."""
+        if value_type in _SCALAR_FORMATS:
+            return offset + struct.calcsize(_SCALAR_FORMATS[value_type])
+        if value_type == _STRING:
+            return offset + 8 + struct.unpack_from("<Q", self._map, offset)[0]
+        if value_type == _ARRAY:
+            element_type, count = struct.unpack_from("<IQ", self._map, offset)
+            offset += 12
+            if element_type in _SCALAR_FORMATS:
+                return offset + count * struct.calcsize(_SCALAR_FORMATS[element_type])
+            for _ in range(count):
+                offset = self._skip(element_type, offset)
+            return offset
+        raise ValueError(f"unknown GGUF value type {value_type}")
+
+    def _value(self, value_type: int, offset: int) -> object:
+        if value_type in _SCALAR_FORMATS:
+            return struct.unpack_from(_SCALAR_FORMATS[value_type], self._map, offset)[0]
+        if value_type == _STRING:
+            return self._string(offset)[0]
+        element_type, count = struct.unpack_from("<IQ", self._map, offset)
+        offset += 12
+        if element_type in _SCALAR_FORMATS:
+            dtype = np.dtype(_SCALAR_FORMATS[element_type])
+            return np.frombuffer(self._map, dtype=dtype, count=count, offset=offset).tolist()
+        values = []
+        for _ in range(count):
+            values.append(self._value(element_type, offset))
+            offset = self._skip(element_type, offset)
+        return values
 
     def metadata(self, key: str, default: object = None) -> object:
         """One metadata value (strings decoded, arrays as lists), or `default` when absent."""
-        field = self._reader.fields.get(key)
+        field = self._fields.get(key)
         if field is None:
             return default
-        return field.contents()
+        return self._value(*field)
 
     def tensors(self) -> Iterator[GGUFTensor]:
-        """Every tensor in file order, without copying."""
-        for tensor in self._reader.tensors:
-            # GGUF lists dims innermost first; torch wants (rows, cols).
-            shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))
-            yield GGUFTensor(tensor.name, tensor.tensor_type.name, shape, tensor.data)
+        """Every tensor in file order, without copying: quantized ones as uint8 (rows, bytes per row)."""
+        if self._map is None:
+            raise ValueError("the GGUF file is closed")
+        for name, tensor_type, shape, data_offset in self._tensor_infos:
+            kind, per_block, block_bytes = _TENSOR_TYPES[tensor_type]
+            rows, cols = (1, shape[0]) if len(shape) == 1 else (int(np.prod(shape[:-1])), shape[-1])
+            row_bytes = cols // per_block * block_bytes
+            start = self._data_start + data_offset
+            raw = np.frombuffer(self._map, dtype=np.uint8, count=rows * row_bytes, offset=start)
+            if kind == "F32":
+                data = raw.view(np.float32).reshape(shape)
+            elif kind == "F16":
+                data = raw.view(np.float16).reshape(shape)
+            else:
+                data = raw.reshape(rows, row_bytes)
+            yield GGUFTensor(name, kind, shape, data)
 
     def close(self) -> None:
-        """Drop the memory map, so the file's pages stop counting towards the process' memory."""
-        self._reader = None  # type: ignore[assignment]
+        """Drop the memory map, so the file's pages stop counting towards the process' memory. Tensors taken from
+        `tensors()` must have been copied by then (the loaders below copy)."""
+        self._map = None
 
 
 def q4_1_blocks(tensor: GGUFTensor) -> torch.Tensor:
