@@ -39,7 +39,12 @@
 
 #define QK 32          /* weights per block */
 #define MAX_THREADS 64
-#define ROW_CHUNK 8    /* activation rows multiplied per pass over a weight row */
+/* activation rows multiplied per pass over a weight row: their accumulators stay in registers (32 zmm, 16 ymm) */
+#if NC_AVX512
+#define ROW_CHUNK 16
+#else
+#define ROW_CHUNK 8
+#endif
 #define SPIN_LIMIT 20000
 
 const char *nc_isa(void) { return NC_ISA; }
@@ -188,8 +193,9 @@ static void quantize_rows(const float *x, int m, int k, QAct *a) {
         for (int j = 0; j < k / QK; j++) quantize_block(x + (size_t)r * k + j * QK, a, (size_t)r, j);
 }
 
-/* y[r, n] for rows r0..r0+nr (nr <= ROW_CHUNK) and output n of W: per block d * da * sum(q_w * q_a) + m * sa. */
-static inline void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
+/* y[r, n] for rows r0..r0+nr (nr <= ROW_CHUNK) and output n of W: per block d * da * sum(q_w * q_a) + m * sa.
+ * Always inlined, and called with a constant nr, so that the loops over rows unroll and acc stays in registers. */
+static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
     const int k = w->k;
     const int nb = k / QK;
     const uint8_t *wn = w->nib + (size_t)n * (k / 2);
@@ -273,10 +279,26 @@ static inline void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int 
 
 /* Outputs n0..n1 of y (M, N) for all M rows. */
 static void gemm_range(const QLinear *w, const QAct *a, float *y, int ldy, int n0, int n1) {
-    for (int r0 = 0; r0 < a->m; r0 += ROW_CHUNK) {
-        int nr = a->m - r0 < ROW_CHUNK ? a->m - r0 : ROW_CHUNK;
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, nr, y, ldy);
+    int r0 = 0;
+    for (; a->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
+        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, ROW_CHUNK, y, ldy);
+    /* the rest in chunks of constant size (8, 4, 2, 1 rows) */
+#if ROW_CHUNK > 8
+    if (a->m - r0 >= 8) {
+        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 8, y, ldy);
+        r0 += 8;
     }
+#endif
+    if (a->m - r0 >= 4) {
+        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 4, y, ldy);
+        r0 += 4;
+    }
+    if (a->m - r0 >= 2) {
+        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 2, y, ldy);
+        r0 += 2;
+    }
+    if (a->m - r0 >= 1)
+        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 1, y, ldy);
 }
 
 static void split(int total, int align, int ith, int nth, int *lo, int *hi) {
