@@ -361,6 +361,116 @@ void nc_gemm(void *ctx, const float *x, int m, const uint8_t *nib, const uint16_
     free(a.sa);
 }
 
+/* --- the tied head over the Q8_0 embedding ------------------------------------------------------------------- */
+
+/* logits (M, V) = x (M, K) @ E.T with E the embedding's Q8_0 codes (V, K) int8 and block scales (V, K/32) fp32, x
+ * quantized to int16 per block of 32 in natural order. Exact to the activations' rounding (about 2e-5 relative), where
+ * an int8 head needs its best candidates recomputed; and no second copy of the table (28 MB). */
+#if NC_AVX512
+#define HEAD_LANES 16
+#else
+#define HEAD_LANES 8
+#endif
+
+typedef struct {
+    const int8_t *codes;
+    const float *scales;
+    const int16_t *qs; /* (M, K) */
+    const float *dx;   /* (M, K/32, HEAD_LANES): each block's scale repeated */
+    float *y;
+    int m, k, n;
+} HeadJob;
+
+static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, int v, int r0, int nr) {
+    const int k = h->k, nb = k / QK;
+    const int8_t *wc = h->codes + (size_t)v * k;
+    const float *ws = h->scales + (size_t)v * nb;
+#if NC_AVX512
+    __m512 acc[ROW_CHUNK];
+    for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
+    for (int j = 0; j < nb; j++) {
+        __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wc + j * QK)));
+        __m512 sw = _mm512_set1_ps(ws[j]);
+        for (int r = 0; r < nr; r++) {
+            const size_t row = (size_t)(r0 + r);
+            __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w,
+                                            _mm512_loadu_si512((const void *)(h->qs + row * k + j * QK)));
+            __m512 dd = _mm512_mul_ps(sw, _mm512_loadu_ps(h->dx + (row * nb + j) * HEAD_LANES));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dd, acc[r]);
+        }
+    }
+    for (int r = 0; r < nr; r++) h->y[(size_t)(r0 + r) * h->n + v] = _mm512_reduce_add_ps(acc[r]);
+#else
+    __m256 acc[ROW_CHUNK];
+    for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
+    for (int j = 0; j < nb; j++) {
+        __m256i wlo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wc + j * QK)));
+        __m256i whi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wc + j * QK + 16)));
+        __m256 sw = _mm256_set1_ps(ws[j]);
+        for (int r = 0; r < nr; r++) {
+            const size_t row = (size_t)(r0 + r);
+            const int16_t *aq = h->qs + row * k + j * QK;
+            __m256i s = _mm256_add_epi32(_mm256_madd_epi16(wlo, _mm256_loadu_si256((const __m256i *)aq)),
+                                         _mm256_madd_epi16(whi, _mm256_loadu_si256((const __m256i *)(aq + 16))));
+            __m256 dd = _mm256_mul_ps(sw, _mm256_loadu_ps(h->dx + (row * nb + j) * HEAD_LANES));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc[r]);
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
+        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+        h->y[(size_t)(r0 + r) * h->n + v] = _mm_cvtss_f32(s4);
+    }
+#endif
+}
+
+static void head_job(void *ctx, int ith, int nth) {
+    const HeadJob *h = (const HeadJob *)ctx;
+    int v0, v1;
+    split(h->n, 16, ith, nth, &v0, &v1);
+    int r0 = 0;
+    for (; h->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
+        for (int v = v0; v < v1; v++) head_rows(h, v, r0, ROW_CHUNK);
+#if ROW_CHUNK > 8
+    if (h->m - r0 >= 8) {
+        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 8);
+        r0 += 8;
+    }
+#endif
+    if (h->m - r0 >= 4) {
+        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 4);
+        r0 += 4;
+    }
+    if (h->m - r0 >= 2) {
+        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 2);
+        r0 += 2;
+    }
+    if (h->m - r0 >= 1)
+        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 1);
+}
+
+void nc_head(void *ctx, const float *x, int m, int k, const int8_t *codes, const float *scales, int n, float *y) {
+    Context *c = (Context *)ctx;
+    const int nb = k / QK;
+    int16_t *qs = (int16_t *)malloc((size_t)m * k * sizeof(int16_t));
+    float *dx = (float *)malloc((size_t)m * nb * HEAD_LANES * sizeof(float));
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < nb; j++) {
+            const float *xb = x + (size_t)r * k + j * QK;
+            float amax = 0.0f;
+            for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(xb[i]));
+            float d = amax / 32767.0f;
+            float id = d > 0.0f ? 1.0f / d : 0.0f;
+            for (int i = 0; i < QK; i++) qs[(size_t)r * k + j * QK + i] = (int16_t)nearbyintf(xb[i] * id);
+            for (int i = 0; i < HEAD_LANES; i++) dx[((size_t)r * nb + j) * HEAD_LANES + i] = d;
+        }
+    HeadJob job = {codes, scales, qs, dx, y, m, k, n};
+    pool_run(c->pool, head_job, &job);
+    free(qs);
+    free(dx);
+}
+
 /* --- the decode step ----------------------------------------------------------------------------------------- */
 
 typedef struct {
