@@ -1,5 +1,5 @@
 """The CPU fast path's native code (`native_cpu.c`): built once per machine with the system C compiler, loaded with
-ctypes, and wrapped as a linear layer and a whole decode step for `model.py`.
+ctypes, and wrapped as a linear layer, the tied head and a whole decode step for `model.py`.
 
 On by default where it can run (`ENGINE_NATIVE_CPU`: "auto", the default; "off" for PyTorch's int4 kernel; "avx2"
 for the AVX2 build on any machine). The weights stay in their Q4_1 blocks; activations are quantized to int16 per
