@@ -1,6 +1,6 @@
 """Benchmark: our engine next to its peers, in one run on this machine.
 
-    python -m demo_engine.bench [--json] [--tokens N] [--runs N] [--skip-peers] [--threads N]
+    python -m demo_engine.bench [--json] [--tokens N] [--runs N] [--skip-peers] [--skip-variants] [--threads N]
     python -m demo_engine.bench --cuda [--json] [--jsonl PATH]   # on a CUDA machine: Triton against bf16 PyTorch
 
 Each contender runs in a fresh process of its own (so its peak RSS and its OpenMP threads are its own), one after the
@@ -10,7 +10,10 @@ end-of-text, on the same number of CPU threads (the engine's: `--threads`, defau
 - ours, all through the engine's scheduler thread (the serving path): decode tokens/s at batch 1 (time after the first
   token, best of `--runs`); aggregate tokens/s with 1, 4, 8 and 16 concurrent requests (end to end); prefill tokens/s
   of a 512-token prompt; peak RSS; and, in yet another process, the time from start to the first token; the same
-  figures again with the opt-in native kernels (`ENGINE_NATIVE_CPU=on`, keys `native_…`) when they build here;
+  figures again (unless `--skip-variants`) for PyTorch's int4 kernel instead of the native ones
+  (`ENGINE_NATIVE_CPU=off`, keys `torch_…`), and for what an AVX2-only machine runs, the native AVX2 build
+  (`ENGINE_NATIVE_CPU=avx2`, keys `avx2_…`) against PyTorch's int4 kernel (keys `torch_avx2_…`), both with
+  PyTorch's and oneDNN's kernels held to AVX2 (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`);
 - `transformers` generate on the same GGUF (fp32, as it loads it), batch 1 and 8, decode timed apart from prefill (a
   streamer stamps each token), best of `--runs`;
 - llama.cpp through `llama-cpp-python` when it is installed (`make bench-peers`): `Llama.generate` on the same ids,
@@ -72,13 +75,14 @@ def _decode_rate(stamps: list[float]) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
 
 
-def prompt_ids() -> tuple[list[int], list[int]]:
-    """The chat prompt of the benchmark question and a 512-token prompt, as token ids (our tokenizer and template)."""
+def prompt_ids(tokenizer: Any = None) -> tuple[list[int], list[int]]:
+    """The chat prompt of the benchmark question and a 512-token prompt, as token ids (our tokenizer and template).
+    Pass the engine's tokenizer where there is one: a second copy is 38 MB of the peak RSS measured."""
     from demo_engine.engine.chat_template import plan_prompt
     from demo_engine.engine.gguf_loader import default_gguf_path
     from demo_engine.engine.tokenizer import ChatTokenizer
 
-    tokenizer = ChatTokenizer.from_gguf(default_gguf_path())
+    tokenizer = tokenizer or ChatTokenizer.from_gguf(default_gguf_path())
     chat = plan_prompt(tokenizer, [{"role": "user", "content": BENCH_QUESTION}], max_context=2048, max_new_tokens=512)
     long_prompt = (tokenizer.encode(BENCH_QUESTION + " ") * 64)[:512]
     return chat.token_ids, long_prompt
@@ -87,7 +91,7 @@ def prompt_ids() -> tuple[list[int], list[int]]:
 # --- the contenders, each run in a process of its own ---------------------------------------------------------------
 
 
-def bench_ours(tokens: int, runs: int, threads: int | None, native_cpu: str = "off") -> Figures:
+def bench_ours(tokens: int, runs: int, threads: int | None, native_cpu: str | None = None) -> Figures:
     """Our figures through the scheduler thread: the serving path, with the engine's own thread settings."""
     from demo_engine.engine import Engine, SamplingParams
 
@@ -103,7 +107,7 @@ def bench_ours(tokens: int, runs: int, threads: int | None, native_cpu: str = "o
     engine = Engine.load(max_batch=16, threads=threads, native_cpu=native_cpu)
     figures: Figures = {"backend": engine.backend, "load_s": engine.load_seconds, "threads": engine.config.threads}
     figures["rss_after_load_mb"] = _current_rss_mb()
-    chat, long_prompt = prompt_ids()
+    chat, long_prompt = prompt_ids(engine.tokenizer)
     engine.start()
     try:
         run_concurrently(chat, 8, 1)  # warm-up: first calls of the kernels
@@ -233,18 +237,25 @@ def bench_llama_cpp(tokens: int, runs: int, threads: int) -> Figures:
 
 CONTENDERS = {
     "ours": lambda args: bench_ours(args.tokens, args.runs, args.threads),
-    "ours_native": lambda args: bench_ours(args.tokens, args.runs, args.threads, native_cpu="on"),
+    "ours_torch": lambda args: bench_ours(args.tokens, args.runs, args.threads, native_cpu="off"),
+    "ours_avx2": lambda args: bench_ours(args.tokens, args.runs, args.threads, native_cpu="avx2"),
+    "ours_torch_avx2": lambda args: bench_ours(args.tokens, args.runs, args.threads, native_cpu="off"),
     "cold_start": lambda args: bench_cold_start(args.threads),
     "transformers": lambda args: bench_transformers(args.tokens, args.runs, args.threads),
     "llama_cpp": lambda args: bench_llama_cpp(args.tokens, args.runs, args.threads),
 }
 
 
+# What an AVX2-only machine runs: PyTorch's ATen kernels and oneDNN (the int8 head) held to AVX2.
+AVX2_ONLY_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+CONTENDER_ENV = {"ours_avx2": AVX2_ONLY_ENV, "ours_torch_avx2": AVX2_ONLY_ENV}
+
+
 def _in_subprocess(name: str, args: argparse.Namespace) -> Figures:
     """Run one contender in a fresh Python process; its figures, or {"error": …} if it failed."""
     command = [sys.executable, "-m", "demo_engine.bench", "--only", name, "--tokens", str(args.tokens)]
     command += ["--runs", str(args.runs), "--threads", str(args.threads)]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **CONTENDER_ENV.get(name, {}))
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -260,14 +271,15 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def summarize(
-    ours: Figures, cold: Figures, transformers: Figures, llama: Figures, native: Figures | None = None
+    ours: Figures, cold: Figures, transformers: Figures, llama: Figures, variants: dict[str, Figures] | None = None
 ) -> Figures:
-    """One flat JSON object: ours, the peers (prefixed), the ratios."""
+    """One flat JSON object: ours, our variants and the peers (prefixed), the ratios."""
     renamed = {"threads": "engine_threads", "error": "ours_error"}
     summary: Figures = {renamed.get(key, key): value for key, value in ours.items()}
     summary.update(cold)
-    native = native or {}
-    summary.update({f"native_{key}": value for key, value in native.items()})
+    variants = variants or {}
+    for prefix, figures in variants.items():
+        summary.update({f"{prefix}_{key}": value for key, value in figures.items()})
     summary.update({f"transformers_{key}": value for key, value in transformers.items()})
     summary.update({f"llama_cpp_{key}": value for key, value in llama.items()})
     batch1 = ours.get("decode_tok_s_batch1")
@@ -281,12 +293,19 @@ def summarize(
         ours.get("aggregate_tok_s_16"), transformers.get("decode_tok_s_batch8")
     )
     summary["ratio_16_concurrent_vs_own_batch1"] = _ratio(ours.get("aggregate_tok_s_16"), ours.get("aggregate_tok_s_1"))
-    if native.get("decode_tok_s_batch1"):
-        summary["native_ratio_batch1_vs_llama_cpp"] = _ratio(
-            native["decode_tok_s_batch1"], llama.get("decode_tok_s_batch1")
+    torch_int4 = variants.get("torch", {})
+    if torch_int4.get("decode_tok_s_batch1"):
+        summary["ratio_batch1_vs_torch_int4"] = _ratio(batch1, torch_int4["decode_tok_s_batch1"])
+        summary["ratio_16_concurrent_vs_torch_int4"] = _ratio(
+            ours.get("aggregate_tok_s_16"), torch_int4.get("aggregate_tok_s_16")
         )
-        summary["native_ratio_16_concurrent_vs_own_batch1"] = _ratio(
-            native.get("aggregate_tok_s_16"), native.get("aggregate_tok_s_1")
+    avx2, torch_avx2 = variants.get("avx2", {}), variants.get("torch_avx2", {})
+    if avx2.get("decode_tok_s_batch1") and torch_avx2.get("decode_tok_s_batch1"):
+        summary["avx2_ratio_batch1_vs_torch_avx2"] = _ratio(
+            avx2["decode_tok_s_batch1"], torch_avx2["decode_tok_s_batch1"]
+        )
+        summary["avx2_ratio_16_concurrent_vs_torch_avx2"] = _ratio(
+            avx2.get("aggregate_tok_s_16"), torch_avx2.get("aggregate_tok_s_16")
         )
     summary["cpu_cores"] = os.cpu_count() or 1
     summary["cpu_flags"] = _cpu_flags()
@@ -455,7 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=64, help="tokens generated per request")
     parser.add_argument("--runs", type=int, default=RUNS, help="decode runs per contender (the best counts)")
     parser.add_argument("--skip-peers", action="store_true", help="only our own figures")
-    parser.add_argument("--skip-native", action="store_true", help="not the opt-in native kernels")
+    parser.add_argument(
+        "--skip-variants", action="store_true", help="not PyTorch's int4 kernel nor the AVX2-only figures"
+    )
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="CPU threads of every contender")
     parser.add_argument("--cuda", action="store_true", help="the engine on the GPU: Triton against bf16 PyTorch")
     parser.add_argument("--jsonl", help="with --cuda: append each row to this file as soon as it is measured")
@@ -472,7 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     ours = _in_subprocess("ours", args)
     cold = _in_subprocess("cold_start", args)
-    native = _in_subprocess("ours_native", args) if not args.skip_native else {}
+    variants = {}
+    if not args.skip_variants:
+        for prefix in ("torch", "avx2", "torch_avx2"):
+            variants[prefix] = _in_subprocess(f"ours_{prefix}", args)
     transformers: Figures = {}
     llama: Figures = {}
     if not args.skip_peers:
@@ -481,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             llama = _in_subprocess("llama_cpp", args)
         else:
             llama = {"skipped": "llama-cpp-python is not installed (make bench-peers)"}
-    summary = summarize(ours, cold, transformers, llama, native)
+    summary = summarize(ours, cold, transformers, llama, variants)
     summary["tokens"] = args.tokens
     summary["load_average_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     for key, value in summary.items():

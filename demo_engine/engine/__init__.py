@@ -21,8 +21,8 @@ Public API (exact signatures):
   max_context: int = 2048, threads: int | None = None, native_cpu: str | None = None, dense_bf16: bool = False)
   -> Engine` (`dense_bf16`: the GPU benchmark's baseline, dense bf16 weights and PyTorch ops; `threads`: CPU
   threads of the scheduler thread, default the cores up to 4; the caller's thread is left on one, see
-  `Engine.load`; `native_cpu`: "on" or "avx2" for the opt-in native int4 x int8 kernels, default
-  `ENGINE_NATIVE_CPU`, off: see `native`)
+  `Engine.load`; `native_cpu`: "auto", "off" or "avx2" for the native int4 x int16 kernels, default
+  `ENGINE_NATIVE_CPU`, else "auto": see `native`)
 - `Engine.start() -> None`, `Engine.stop() -> None`
 - `Engine.render_chat(messages: list[dict[str, str]], *, max_new_tokens: int) -> PromptPlan`
   (`token_ids: list[int]`, `dropped_turns: int`, `truncated_last_turn: bool`)
@@ -39,14 +39,14 @@ Public API (exact signatures):
   and text that never splits a UTF-8 character; exactly one final event per request, with `finish_reason` in
   "stop" | "length" | "cancelled" | "error", `error` (message or None) and `stats`.
 - `RequestStats(prompt_tokens, generated_tokens, ttft_s, decode_tokens_per_s, backend, cached_prompt_tokens)`;
-  backend reads like "CPU · int4 bf16", "CPU · fp32" or "GPU · Triton"; `cached_prompt_tokens` counts the prompt's
-  opening turn (the system prompt) when its keys and values came from the scheduler's prefix cache.
+  backend reads like "CPU · q4_1×q16 avx512-vnni", "CPU · fp32" or "GPU · Triton"; `cached_prompt_tokens` counts
+  the prompt's opening turn (the system prompt) when its keys and values came from the scheduler's prefix cache.
 
 Events are delivered on the scheduler thread: callbacks must be cheap (buffer, don't do I/O inline).
 
 Modules: `gguf_loader` (file -> tensors), `model` (Llama forward), `kv_cache`, `tokenizer`, `chat_template`,
 `sampler`, `scheduler` (continuous batching), `cuda_graphs` (decode steps replayed as CUDA graphs, CUDA only),
-`engine` (this facade), `native` (the opt-in C kernels of
+`engine` (this facade), `native` (the CPU fast path's C kernels of
 `native_cpu.c`, built with the system compiler on first use). The hot-path operations go through
 `kernels.dispatch` (Triton on CUDA, PyTorch references on the CPU).
 """

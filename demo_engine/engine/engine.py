@@ -80,8 +80,8 @@ class Engine:
         regions, which made every decode step slower than on one thread (see Scheduler). `generate` without
         `start()` runs in the caller's thread, on whatever it is set to.
 
-        `native_cpu` ("off", "on", "avx2"; default `ENGINE_NATIVE_CPU`, off): the opt-in native int4 x int8 kernels
-        of `native.py` (faster at batch 1, below the accuracy bar of the default path; see there).
+        `native_cpu` ("auto", "off", "avx2"; default `ENGINE_NATIVE_CPU`, else "auto"): the native int4 x int16
+        kernels of `native.py` where the CPU and a C compiler allow; "off" runs PyTorch's int4 kernel.
 
         `dense_bf16`: every weight dequantized once to bf16 and multiplied by PyTorch (cuBLAS on a GPU), attention by
         SDPA: the GPU benchmark's baseline for the 4-bit Triton path, not a serving mode.

@@ -8,12 +8,14 @@ without its unused dependencies, so it is found with `importlib.util.find_spec`.
 from __future__ import annotations
 
 import importlib.util
+import mmap
+import os
+import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import gguf
 import numpy as np
 import torch
 
@@ -39,44 +41,151 @@ def default_gguf_path() -> str:
 
 @dataclass
 class GGUFTensor:
-    """One tensor as stored: `data` is a numpy view into the memory-mapped file."""
+    """One tensor as stored. `data` reads its bytes from the file into a new array at each access (quantized ones as
+    uint8 (rows, bytes per row)): read, not memory-mapped, so the file's pages never count towards the process'
+    resident memory (a mapped file's pages do once touched: 98 MB at the end of a load)."""
 
     name: str
     kind: str  # "F32", "Q4_1", "Q8_0", ...
     shape: tuple[int, ...]  # (rows, cols) in torch order, i.e. (n_out, n_in) for a weight
-    data: np.ndarray
+    _fd: int
+    _offset: int
+    _rows: int
+    _row_bytes: int
+
+    @property
+    def data(self) -> np.ndarray:
+        buffer = self.read_rows(0, self._rows).reshape(-1)
+        if self.kind == "F32":
+            return buffer.view(np.float32).reshape(self.shape)
+        if self.kind == "F16":
+            return buffer.view(np.float16).reshape(self.shape)
+        return buffer.reshape(self._rows, self._row_bytes)
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 as stored, uint8 (stop - start, bytes per row), read from the file."""
+        buffer = np.empty((stop - start, self._row_bytes), dtype=np.uint8)
+        if os.preadv(self._fd, [memoryview(buffer).cast("B")], self._offset + start * self._row_bytes) != buffer.nbytes:
+            raise OSError(f"short read of tensor {self.name}")
+        return buffer
+
+
+# GGUF value types (the spec's numbering): struct formats of the scalar ones; 8 is a string, 9 an array.
+_SCALAR_FORMATS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+# ggml tensor types this engine reads: (name, weights per block, bytes per block)
+_TENSOR_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 3: ("Q4_1", 32, 20), 8: ("Q8_0", 32, 34)}
 
 
 class GGUFFile:
-    """A GGUF file opened for reading; metadata values come back as plain Python values."""
+    """A GGUF file opened for reading; metadata values come back as plain Python values.
+
+    A reader of its own rather than `gguf.GGUFReader`, which builds a numpy array for every string of the
+    tokenizer's 49,152 tokens and 48,900 merges when it opens the file: 156 MB of a worker's peak memory, held while
+    the weights load. Here an array is only decoded when asked for (the tokenizer does, once per machine), and a
+    tensor's bytes are read when asked for (see `GGUFTensor`).
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._reader = gguf.GGUFReader(path)
+        self._fd: int | None = os.open(path, os.O_RDONLY)
+        # The header and metadata (1.8 MB of the 98 MB file) are parsed from a map; tensors are read with pread.
+        self._map: mmap.mmap | None = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        buffer = self._map
+        if buffer[:4] != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        version, n_tensors, n_kv = struct.unpack_from("<IQQ", buffer, 4)
+        if version < 2:
+            raise ValueError(f"GGUF version {version} is not supported")
+        offset = 24
+        self._fields: dict[str, tuple[int, int]] = {}  # key -> (value type, offset of the value)
+        for _ in range(n_kv):
+            key, offset = self._string(offset)
+            (value_type,) = struct.unpack_from("<I", buffer, offset)
+            self._fields[key] = (value_type, offset + 4)
+            offset = self._skip(value_type, offset + 4)
+        self._tensor_infos: list[tuple[str, int, tuple[int, ...], int]] = []  # name, type, shape (torch order), offset
+        for _ in range(n_tensors):
+            name, offset = self._string(offset)
+            (n_dims,) = struct.unpack_from("<I", buffer, offset)
+            dims = struct.unpack_from(f"<{n_dims}Q", buffer, offset + 4)
+            tensor_type, data_offset = struct.unpack_from("<IQ", buffer, offset + 4 + 8 * n_dims)
+            offset += 4 + 8 * n_dims + 12
+            if tensor_type not in _TENSOR_TYPES:
+                raise ValueError(f"tensor {name} has ggml type {tensor_type}, which this engine does not read")
+            # GGUF lists dims innermost first; torch wants (rows, cols).
+            shape = tuple(int(n) for n in reversed(dims))
+            self._tensor_infos.append((name, tensor_type, shape, data_offset))
+        alignment = int(self.metadata("general.alignment", 32))  # type: ignore[arg-type]
+        self._data_start = (offset + alignment - 1) // alignment * alignment
+
+    def _string(self, offset: int) -> tuple[str, int]:
+        (length,) = struct.unpack_from("<Q", self._map, offset)
+        return self._map[offset + 8 : offset + 8 + length].decode("utf-8", errors="replace"), offset + 8 + length
+
+    def _skip(self, value_type: int, offset: int) -> int:
+        """The offset after a value of `value_type` at `offset`."""
+        if value_type in _SCALAR_FORMATS:
+            return offset + struct.calcsize(_SCALAR_FORMATS[value_type])
+        if value_type == _STRING:
+            return offset + 8 + struct.unpack_from("<Q", self._map, offset)[0]
+        if value_type == _ARRAY:
+            element_type, count = struct.unpack_from("<IQ", self._map, offset)
+            offset += 12
+            if element_type in _SCALAR_FORMATS:
+                return offset + count * struct.calcsize(_SCALAR_FORMATS[element_type])
+            for _ in range(count):
+                offset = self._skip(element_type, offset)
+            return offset
+        raise ValueError(f"unknown GGUF value type {value_type}")
+
+    def _value(self, value_type: int, offset: int) -> object:
+        if value_type in _SCALAR_FORMATS:
+            return struct.unpack_from(_SCALAR_FORMATS[value_type], self._map, offset)[0]
+        if value_type == _STRING:
+            return self._string(offset)[0]
+        element_type, count = struct.unpack_from("<IQ", self._map, offset)
+        offset += 12
+        if element_type in _SCALAR_FORMATS:
+            dtype = np.dtype(_SCALAR_FORMATS[element_type])
+            return np.frombuffer(self._map, dtype=dtype, count=count, offset=offset).tolist()
+        values = []
+        for _ in range(count):
+            values.append(self._value(element_type, offset))
+            offset = self._skip(element_type, offset)
+        return values
 
     def metadata(self, key: str, default: object = None) -> object:
         """One metadata value (strings decoded, arrays as lists), or `default` when absent."""
-        field = self._reader.fields.get(key)
+        field = self._fields.get(key)
         if field is None:
             return default
-        return field.contents()
+        return self._value(*field)
 
     def tensors(self) -> Iterator[GGUFTensor]:
-        """Every tensor in file order, without copying."""
-        for tensor in self._reader.tensors:
-            # GGUF lists dims innermost first; torch wants (rows, cols).
-            shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))
-            yield GGUFTensor(tensor.name, tensor.tensor_type.name, shape, tensor.data)
+        """Every tensor in file order; its bytes are read when its `data` is."""
+        if self._fd is None:
+            raise ValueError("the GGUF file is closed")
+        for name, tensor_type, shape, data_offset in self._tensor_infos:
+            kind, per_block, block_bytes = _TENSOR_TYPES[tensor_type]
+            rows, cols = (1, shape[0]) if len(shape) == 1 else (int(np.prod(shape[:-1])), shape[-1])
+            row_bytes = cols // per_block * block_bytes
+            yield GGUFTensor(name, kind, shape, self._fd, self._data_start + data_offset, rows, row_bytes)
 
     def close(self) -> None:
-        """Drop the memory map, so the file's pages stop counting towards the process' memory."""
-        self._reader = None  # type: ignore[assignment]
+        """Close the file; tensors taken from `tensors()` can no longer be read."""
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def q4_1_blocks(tensor: GGUFTensor) -> torch.Tensor:
-    """The raw Q4_1 blocks as a uint8 tensor (n_out, n_in // 32 * 20), a copy out of the file."""
+    """The raw Q4_1 blocks as a uint8 tensor (n_out, n_in // 32 * 20), read from the file."""
     assert tensor.kind == "Q4_1", tensor.kind
-    return torch.from_numpy(np.array(tensor.data, dtype=np.uint8, copy=True))
+    return torch.from_numpy(tensor.data)
 
 
 def q4_1_unpack(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -102,21 +211,25 @@ def q4_1_dequantize(blocks: torch.Tensor) -> torch.Tensor:
     return w.view(n_out, -1)
 
 
-def q8_0_unpack(tensor: GGUFTensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Q8_0 -> int8 codes (N, K) and fp32 block scales (N, K//32); the weight is d * q."""
+def q8_0_unpack(tensor: GGUFTensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q8_0 -> int8 codes (N, K) and fp32 block scales (N, K//32); the weight is d * q. Read `chunk` rows at a time, so
+    the raw blocks (30 MB for the embedding) are never all in memory beside the codes."""
     assert tensor.kind == "Q8_0", tensor.kind
-    raw = torch.from_numpy(np.array(tensor.data, dtype=np.uint8, copy=True))
-    n_out = raw.shape[0]
-    b = raw.view(n_out, -1, Q8_0_BLOCK_BYTES)  # (N, K/32, 34)
-    d = b[..., 0:2].contiguous().view(torch.float16).squeeze(-1).float()  # (N, K/32)
-    codes = b[..., 2:].contiguous().view(torch.int8).reshape(n_out, -1)  # (N, K)
+    n_out, n_in = tensor.shape
+    codes = torch.empty(n_out, n_in, dtype=torch.int8)
+    d = torch.empty(n_out, n_in // BLOCK_SIZE, dtype=torch.float32)
+    for start in range(0, n_out, chunk):
+        stop = min(start + chunk, n_out)
+        b = torch.from_numpy(tensor.read_rows(start, stop)).view(stop - start, -1, Q8_0_BLOCK_BYTES)  # (n, K/32, 34)
+        d[start:stop] = b[..., 0:2].contiguous().view(torch.float16).squeeze(-1).float()  # (n, K/32)
+        codes[start:stop] = b[..., 2:].contiguous().view(torch.int8).reshape(stop - start, -1)  # (n, K)
     return codes, d
 
 
 def f32_tensor(tensor: GGUFTensor) -> torch.Tensor:
-    """An F32 tensor copied out of the file."""
+    """An F32 tensor read from the file."""
     assert tensor.kind == "F32", tensor.kind
-    return torch.from_numpy(np.array(tensor.data, dtype=np.float32, copy=True)).reshape(tensor.shape)
+    return torch.from_numpy(tensor.data).reshape(tensor.shape)
 
 
 def progress(items: list, description: str) -> Iterator:

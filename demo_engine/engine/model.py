@@ -7,14 +7,16 @@ matmul on CUDA) go through `kernels.dispatch`, which runs Triton on CUDA tensors
 Three weight formats, picked at load time:
 
 - `fp32`: every weight dequantized to fp32, exactly as `transformers` does; the reference path.
-- `int4` with the native code of `native.py` (opt-in, `ENGINE_NATIVE_CPU=on`: faster at batch 1, below the
-  engine's accuracy bar, see there): llama.cpp's recipe. The Q4_1 blocks as stored (0.625 bytes a weight) against
-  activations quantized to int8 per block of 32, integer dot products on VNNI, fp32 activations between the
-  matmuls, and the whole decode step (every block) in one native call. The KV cache is bf16. Backend
-  "CPU · q4_1×q8 avx512-vnni" (or avx2-vnni, avx2).
-- `int4` (CPU default): the Q4_1 blocks repacked for `_weight_int4pack_mm_for_cpu` (groups of 32, the same
-  4-bit codes; scale d and zero m + 8d in bf16), bf16 activations, an fp32 residual stream. About 60 MB
-  of weights read per token against 538 MB in fp32. The tied head is int8 per row (28 MB), multiplied by
+- `int4` with the native code of `native.py` (CPU default where it builds; `ENGINE_NATIVE_CPU=off` turns it off):
+  the Q4_1 blocks as stored (0.625 bytes a weight) against activations quantized to int16 per block of 32, integer
+  dot products (VNNI where the CPU has it), fp32 activations between the matmuls, and the whole decode step (every
+  block) in one native call. The KV cache is bf16. The tied head runs natively too for up to 4 rows (over the
+  embedding's own Q8_0 codes, every logit within 2e-5 of exact); larger batches take the int8 GEMM described below.
+  Backend "CPU · q4_1×q16 avx512-vnni" (or avx2-vnni, avx2).
+- `int4` without it (no compiler, no AVX2, or `ENGINE_NATIVE_CPU=off`): the Q4_1 blocks repacked for
+  `_weight_int4pack_mm_for_cpu` (groups of 32, the same 4-bit codes; scale d and zero m + 8d in bf16), bf16
+  activations, an fp32 residual stream. About 60 MB of weights read per token against 538 MB in fp32.
+  On both int4 paths the tied head is int8 per row (28 MB), multiplied by
   int8 activations (per row) in one int8 GEMM; the top 16 candidates of each row are then recomputed
   exactly from the Q8_0 embedding, so greedy picks are those of the exact head. The other logits are
   within about 1.3 of exact (mean 0.14), which only the far tail of a sampled distribution sees.
@@ -39,6 +41,7 @@ from kernels import dispatch
 
 INT4_GROUP = 32  # the Q4_1 block size; `_weight_int4pack_mm_for_cpu` accepts it as its group size
 HEAD_REFINE_TOP = 16  # candidates per row whose logits are recomputed exactly from the Q8_0 embedding
+NATIVE_HEAD_MAX_ROWS = 4  # rows up to which the native head (exact) beats the int8 GEMM with refined candidates
 
 
 @dataclass(frozen=True)
@@ -200,11 +203,11 @@ class TokenEmbedding:
         return self.rows(torch.arange(self.vocab_size))
 
 
-def _int8_rows(embedding: TokenEmbedding, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def _int8_rows(embedding: TokenEmbedding, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """The embedding requantized to int8 with one scale per row, for the int8 GEMM of the head: (V, dim), (V,) fp32.
 
-    Done a chunk of rows at a time: the whole table in fp32 would be a 113 MB transient (three of them, counting
-    the intermediate results) on top of a loaded engine that should stay under 1 GB.
+    Done 1,024 rows at a time: the whole table in fp32 would be a 113 MB transient (three of them, counting the
+    intermediate results); chunks of 4,096 rows put the load's peak RSS at 430 MB, chunks of 1,024 at 399.
     """
     codes = torch.empty_like(embedding.codes)  # (V, dim) int8
     scales = torch.empty(embedding.vocab_size, dtype=torch.float32)
@@ -238,6 +241,7 @@ class LlamaModel:
         self.embedding: TokenEmbedding | None = None
         self.head_weight = torch.empty(0)
         self.head_int8: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.native_head: native_cpu.NativeHead | None = None
         self.scale = config.head_dim**-0.5
         inv_freq = 1.0 / (
             config.rope_base ** (torch.arange(0, config.head_dim, 2, dtype=torch.float32) / config.head_dim)
@@ -251,7 +255,7 @@ class LlamaModel:
         cls, gguf_file: GGUFFile, mode: str, device: str = "cpu", threads: int = 1, native_cpu_isa: str | None = None
     ) -> LlamaModel:
         """Build the model's weights from an opened GGUF file (with a progress bar on a terminal). On the CPU's
-        int4 path with `native_cpu_isa` (default `ENGINE_NATIVE_CPU`, off) the native code is built or loaded
+        int4 path the native code (`native_cpu_isa`, default `ENGINE_NATIVE_CPU`, else "auto") is built or loaded
         first (`threads`: its thread pool, the caller included)."""
         config = LlamaConfig.from_gguf(gguf_file)
         on_cpu = mode == "int4" and torch.device(device).type == "cpu"
@@ -293,6 +297,8 @@ class LlamaModel:
             model.head_weight = model.embedding.dense()  # (V, dim)
         elif mode == "int4":
             model.head_int8 = _int8_rows(model.embedding)
+            if model.native is not None:
+                model.native_head = native_cpu.NativeHead(model.native, model.embedding.codes, model.embedding.scales)
         else:
             model.head_weight = model.embedding.dense().to(model.device, torch.bfloat16)
         return model
@@ -309,7 +315,7 @@ class LlamaModel:
         if dispatch.backend_for(probe) == "triton":
             return "GPU · Triton"
         if self.native is not None:
-            return f"CPU · q4_1×q8 {self.native.isa}"
+            return f"CPU · q4_1×q16 {self.native.isa}"
         if self.mode == "int4":
             return "CPU · int4 bf16"
         return f"{self.device.type.upper()} · q4_1 {dispatch.backend_for(probe)}"
@@ -330,6 +336,10 @@ class LlamaModel:
         """Final hidden (M, dim) in the activation dtype -> fp32 logits (M, V)."""
         if self.mode == "fp32":
             return F.linear(x, self.head_weight)
+        if self.native_head is not None and x.shape[0] <= NATIVE_HEAD_MAX_ROWS:
+            # Every logit within about 2e-5 of exact, and 1.8 ms for a row where the int8 GEMM below takes 3.1 (one
+            # thread, shared machine); at 16 rows it takes 42 ms against 11 (int16 products are half as many a cycle).
+            return self.native_head(x)
         if self.head_int8 is None:
             return F.linear(x, self.head_weight).float()
         q8, row_scale = self.head_int8

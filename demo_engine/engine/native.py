@@ -1,21 +1,20 @@
 """The CPU fast path's native code (`native_cpu.c`): built once per machine with the system C compiler, loaded with
-ctypes, and wrapped as a linear layer and a whole decode step for `model.py`.
+ctypes, and wrapped as a linear layer, the tied head and a whole decode step for `model.py`.
 
-Off unless asked for: `ENGINE_NATIVE_CPU=on` (or `Engine.load(native_cpu="on")`). Measured on the 2-core AVX-512
-machine, 2026-12-02, one thread: a batch-1 decode step 9.1 ms against 11.9 ms for PyTorch's int4 kernel (2 threads:
-5.7 against 9.7), a batch-16 step 54 against 40 ms (slower); through the scheduler (`python -m demo_engine.bench`, 2
-threads) 177.6 tok/s at batch 1 against 110.3 for the default path and 159.2 for llama.cpp in the same run, but 344
-tok/s at 16 concurrent against 518, and prefill 496 tok/s against 1,014. And 8-bit activations cost accuracy: the
-argmax agrees with transformers' fp32 logits at 97.4% of teacher-forced positions (5 prompts) where the engine's bar
-is 99%, and the greedy reply to "What is the capital of France?" becomes llama.cpp's own ("L'Étoile, la Cité, …");
-fake-quantized activations on the exact fp32 path give 96.8% with blocks of 32, 97.4% with 16, 98.9% with 8. So the
-default stays PyTorch's int4 kernel with bf16 activations.
+On by default where it can run (`ENGINE_NATIVE_CPU`: "auto", the default; "off" for PyTorch's int4 kernel; "avx2"
+for the AVX2 build on any machine). The weights stay in their Q4_1 blocks; activations are quantized to int16 per
+block of 32 (scale amax / 32767), so the products are exact integer sums and the only rounding is the activations' at
+1/65534 of a block's largest value: the argmax agrees with transformers' fp32 logits at 382 of 382 teacher-forced
+positions (5 prompts), where PyTorch's int4 kernel with bf16 activations agrees at 379 (2026-12-02). The first
+version quantized activations to int8 per block of 32, llama.cpp's recipe: 97.4%, below the engine's bar of 99%
+(blocks of 8 would still only give 98.9%).
 
-The build is picked at load time from the CPU's flags: AVX-512 with VNNI where the CPU has it, else AVX2 (with
-AVX-VNNI when present); `ENGINE_NATIVE_CPU=avx2` forces the AVX2 build on an AVX-512 machine (what an AVX2-only
-machine gets). The library is cached under the var directory (`SHOWCASE_VAR_DIR`, like the tokenizer), keyed by the
-source and the flags, so only the first start on a machine compiles (about 2 s). Without a compiler, or on a CPU
-without AVX2, the engine runs without it and says so in its backend string.
+The build is picked at load time from the CPU's flags: AVX-512 with VNNI where the CPU has it (vpdpwssd), else AVX2
+(with AVX-VNNI when present, else vpmaddwd); `ENGINE_NATIVE_CPU=avx2` forces the AVX2 build on an AVX-512 machine
+(what an AVX2-only machine gets). The library is cached under the var directory (`SHOWCASE_VAR_DIR`, like the
+tokenizer), keyed by the source and the flags, so only the first start on a machine compiles (about 2 s). Without a
+compiler, or on a CPU without AVX2, FMA and F16C, the engine runs PyTorch's int4 kernel and says so in its backend
+string.
 
 Knows the Q4_1 byte layout and the C functions' signatures; nothing about tokens, text or scheduling.
 """
@@ -60,10 +59,10 @@ def _cpu_flags() -> set[str]:
 
 
 def choose_isa(wanted: str | None = None) -> str | None:
-    """The build to run: `wanted` (default `ENGINE_NATIVE_CPU`, "off") is "off", "on" (the best this CPU has),
-    "avx2" or "avx2-novnni"; None when off or when the CPU lacks AVX2, FMA and F16C."""
-    wanted = (wanted or os.environ.get("ENGINE_NATIVE_CPU", "off")).strip().lower()
-    if wanted in ("off", "0", "false", "no", ""):
+    """The build to run: `wanted` (default `ENGINE_NATIVE_CPU`, else "auto") is "off", "auto" or "on" (the best this
+    CPU has), "avx2" or "avx2-novnni"; None when off or when the CPU lacks AVX2, FMA and F16C."""
+    wanted = (wanted or os.environ.get("ENGINE_NATIVE_CPU") or "auto").strip().lower()
+    if wanted in ("off", "0", "false", "no"):
         return None
     flags = _cpu_flags()
     if not {"avx2", "fma", "f16c"} <= flags:
@@ -106,6 +105,7 @@ class NativeCPU:
         lib.nc_context_new.argtypes = [_INT]
         lib.nc_context_free.argtypes = [_PTR]
         lib.nc_gemm.argtypes = [_PTR, _PTR, _INT, _PTR, _PTR, _INT, _INT, _PTR]
+        lib.nc_head.argtypes = [_PTR, _PTR, _INT, _INT, _PTR, _PTR, _INT, _PTR]
         lib.nc_model_new.restype = _PTR
         lib.nc_model_new.argtypes = [_INT] * 7 + [_FLOAT] * 2 + [_PTR] * 11
         lib.nc_model_free.argtypes = [_PTR]
@@ -127,7 +127,7 @@ class NativeCPU:
 
 def load(threads: int, wanted: str | None = None) -> NativeCPU | None:
     """The native code for this CPU, built if needed; None when off, or (with the reason logged) when it cannot run
-    here."""
+    here (the engine then runs PyTorch's int4 kernel)."""
     isa = choose_isa(wanted)
     if isa is None:
         return None
@@ -139,20 +139,21 @@ def load(threads: int, wanted: str | None = None) -> NativeCPU | None:
 
 
 def pack_q4_1(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Q4_1 blocks (N, K/32*20) -> nibbles (N, K/2) uint8 (each block's 16 bytes as stored) and per pair of blocks
-    (d0, d1, m0, m1) as fp16 bits (N, K/64, 4) int16: the layout native_cpu.c reads, 0.625 bytes a weight."""
+    """Q4_1 blocks (N, K/32*20) -> nibbles (N, K/2) uint8 (each block's 16 bytes as stored) and per row the K/32
+    scales d then the K/32 minimums m as fp16 bits (N, K/16) int16: the layout native_cpu.c reads, 0.625 bytes a
+    weight."""
     n_out = blocks.shape[0]
     b = blocks.view(n_out, -1, 20)  # (N, K/32, 20)
     nib = b[..., 4:].reshape(n_out, -1).contiguous()  # (N, K/2)
-    d = b[..., 0:2].contiguous().view(torch.int16).reshape(n_out, -1, 2)  # (N, K/64, 2)
-    m = b[..., 2:4].contiguous().view(torch.int16).reshape(n_out, -1, 2)
-    return nib, torch.cat([d, m], dim=-1).contiguous()  # (N, K/64, 4)
+    d = b[..., 0:2].contiguous().view(torch.int16).reshape(n_out, -1)  # (N, K/32)
+    m = b[..., 2:4].contiguous().view(torch.int16).reshape(n_out, -1)
+    return nib, torch.cat([d, m], dim=-1).contiguous()  # (N, K/16)
 
 
 class NativeLinear:
-    """y = x @ W.T with W in Q4_1 and x quantized to 8 bits per block of 32 (llama.cpp's Q4_1 x Q8_1); fp32 out."""
+    """y = x @ W.T with W in Q4_1 and x quantized to int16 per block of 32; fp32 in and out."""
 
-    kernel = "q4_1-q8"
+    kernel = "q4_1-q16"
 
     def __init__(self, native: NativeCPU, blocks: torch.Tensor, n_in: int) -> None:
         if n_in % 64:
@@ -169,6 +170,25 @@ class NativeLinear:
             self.native.lib.nc_gemm(self.native.context, rows.data_ptr(), rows.shape[0], self.nib.data_ptr(),
                                     self.dm.data_ptr(), self.n_out, self.n_in, y.data_ptr())  # fmt: skip
         return y.view(*lead, self.n_out)
+
+
+class NativeHead:
+    """The tied head: logits = x @ E.T over the embedding's own Q8_0 codes and block scales (shared, not copied),
+    x quantized to int16 per block of 32; fp32 in and out, every logit within about 2e-5 (relative) of exact."""
+
+    def __init__(self, native: NativeCPU, codes: torch.Tensor, scales: torch.Tensor) -> None:
+        self.native = native
+        self.codes, self.scales = codes.contiguous(), scales.to(torch.float32).contiguous()  # (V, K) int8, (V, K/32)
+        self.vocab_size, self.dim = codes.shape
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.dim).to(torch.float32).contiguous()  # (M, K)
+        logits = torch.empty(rows.shape[0], self.vocab_size, dtype=torch.float32)  # (M, V)
+        with self.native.lock:
+            self.native.lib.nc_head(self.native.context, rows.data_ptr(), rows.shape[0], self.dim,
+                                    self.codes.data_ptr(), self.scales.data_ptr(), self.vocab_size,
+                                    logits.data_ptr())  # fmt: skip
+        return logits
 
 
 @dataclass

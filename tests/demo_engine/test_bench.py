@@ -68,6 +68,22 @@ def test_the_gpu_table_code_runs_end_to_end_on_the_cpu_engine():
     rows = bench.cuda_engine_rows(new_tokens=3, runs=1, device="cpu", batches=(1,))
     assert [row["engine"] for row in rows] == ["triton", "bf16_torch", "triton_no_graphs"]
     assert all(row["aggregate_tok_s"] > 0 and row["decode_tok_s"] > 0 for row in rows)
-    assert rows[1]["backend_label"] == "CPU · bf16 dense PyTorch" and rows[0]["backend_label"] == "CPU · int4 bf16"
+    assert rows[1]["backend_label"] == "CPU · bf16 dense PyTorch"
+    assert rows[0]["backend_label"].startswith(("CPU · q4_1×q16 ", "CPU · int4 bf16"))  # the CPU's default path
     assert [t["name"] for t in bench.cuda_targets(rows)] == ["batch-1 decode tok/s", "batch-1 decode vs bf16 PyTorch"]
     assert os.environ.get("ENGINE_CUDA_GRAPHS") == before
+
+
+def test_variants_are_prefixed_and_compared_with_the_default():
+    """PyTorch's int4 kernel and the AVX2-only pair appear under their prefixes, with the default's ratio against the
+    former and the native AVX2 build's against PyTorch's kernel held to AVX2."""
+    variants = {
+        "torch": {"decode_tok_s_batch1": 80.0, "aggregate_tok_s_16": 450.0},
+        "avx2": {"decode_tok_s_batch1": 90.0, "aggregate_tok_s_16": 400.0},
+        "torch_avx2": {"decode_tok_s_batch1": 60.0, "aggregate_tok_s_16": 500.0},
+    }
+    summary = bench.summarize(OURS, {}, {}, {}, variants)
+    assert summary["torch_decode_tok_s_batch1"] == 80.0 and summary["torch_avx2_aggregate_tok_s_16"] == 500.0
+    assert summary["ratio_batch1_vs_torch_int4"] == 1.25 and summary["ratio_16_concurrent_vs_torch_int4"] == 1.2
+    assert summary["avx2_ratio_batch1_vs_torch_avx2"] == 1.5
+    assert summary["avx2_ratio_16_concurrent_vs_torch_avx2"] == 0.8

@@ -45,10 +45,18 @@ def fp32_engine(var_dir: Path):
 
 @pytest.fixture(scope="session")
 def fast_engine(var_dir: Path):
-    """The default CPU fast path."""
+    """The default CPU fast path (the native kernels where they build)."""
     from demo_engine.engine import Engine
 
     return Engine.load(max_batch=16, max_context=1024)
+
+
+@pytest.fixture(scope="session")
+def torch_int4_engine(var_dir: Path):
+    """The CPU fast path without the native kernels: PyTorch's int4 kernel, what runs where they cannot build."""
+    from demo_engine.engine import Engine
+
+    return Engine.load(max_batch=16, max_context=1024, native_cpu="off")
 
 
 @pytest.fixture(scope="session")
