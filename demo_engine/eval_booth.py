@@ -97,16 +97,17 @@ def _retrieval_figures(questions: list[dict]) -> dict:
             "load_average": os.getloadavg()[0], "questions": len(answerable)}  # fmt: skip
 
 
-def _answer(engine, messages: list[dict], max_new_tokens: int) -> str:
+def _answer(engine, messages: list[dict], max_new_tokens: int, logit_bias: dict[int, float] | None = None) -> str:
     from demo_engine.generation import sampling_params
 
-    params = sampling_params(temperature=0.0, top_p=1.0, seed=0, max_new_tokens=max_new_tokens)
+    params = sampling_params(temperature=0.0, top_p=1.0, seed=0, max_new_tokens=max_new_tokens,
+                             logit_bias=logit_bias)  # fmt: skip
     text, _stats = engine.generate(messages, params)
     return text.strip()
 
 
 def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
-         show: bool, form: str = "") -> dict:  # fmt: skip
+         show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "") -> dict:  # fmt: skip
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
@@ -114,9 +115,12 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
         started = time.perf_counter()
         if grounded:
             built = booth.grounding_build(history=[{"role": "user", "content": question["q"]}], k=k, example=example,
-                                          form=form or booth.PROMPT_FORM)  # fmt: skip
+                                          form=form or booth.PROMPT_FORM,
+                                          bias=booth.PROMPT_BIAS if bias is None else bias,
+                                          bias_tokens=bias_tokens or booth.PROMPT_BIAS_TOKENS)  # fmt: skip
             overhead_ms.append((time.perf_counter() - started) * 1000)
-            text = (_answer(engine, built.messages, max_new_tokens) if built.relevant
+            biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode)
+            text = (_answer(engine, built.messages, max_new_tokens, biased) if built.relevant
                     else booth.unknown_answer(language=built.language))  # fmt: skip
             cards = booth.source_cards(grounding=built, reply_text=text)
             unsupported = booth.figures_unsupported(grounding=built, reply_text=text)
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         result["runs"] = {}
         chosen = [name.strip() for name in args.runs.split(",") if name.strip()]
         if chosen:
-            runs = {name: options for name, options in runs.items() if name in chosen}
+            runs = {name: runs.get(name) or _variant(name, booth) for name in chosen}
         for name, options in ({} if args.retrieval_only else runs).items():
             if args.show:
                 print(f"{name}:", file=sys.stderr)
@@ -226,6 +230,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _print(result)
     return 0
+
+
+def _variant(name: str, booth) -> dict:
+    """A grounded run from its name, one change per word from the defaults: "grounded k=1 text +example bias=2.5
+    all" (k passages; form facts|text|turn; a worked example; a logit bias toward the passages' tokens, all of
+    them or content tokens only)."""
+    words = name.split()
+    if not words or words[0] != "grounded":
+        raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
+    options = dict(grounded=True, k=booth.PROMPT_PASSAGES, example=booth.PROMPT_EXAMPLE, form=booth.PROMPT_FORM)
+    for word in words[1:]:
+        if word.startswith("k="):
+            options["k"] = int(word[2:])
+        elif word in ("facts", "text", "turn"):
+            options["form"] = word
+        elif word == "+example":
+            options["example"] = True
+        elif word.startswith("bias="):
+            options["bias"] = float(word[5:])
+        elif word in ("all", "content"):
+            options["bias_tokens"] = word
+        else:
+            raise SystemExit(f"unknown option {word!r} in run {name!r}")
+    return options
 
 
 def _pct(value: float | None) -> str:

@@ -90,6 +90,7 @@ def sampling_params(
     repetition_penalty: float = 1.0,
     frequency_penalty: float = 0.0,
     presence_penalty: float = 0.0,
+    logit_bias: dict[int, float] | None = None,
 ):
     """The engine's sampling for a reply: exactly what the reply was saved with, nothing added (the chat page stores
     its site penalty in the reply; an API reply has what the client sent, so `temperature: 0` is the argmax)."""
@@ -101,6 +102,7 @@ def sampling_params(
         repetition_penalty=repetition_penalty,
         frequency_penalty=frequency_penalty,
         presence_penalty=presence_penalty,
+        logit_bias=dict(logit_bias or {}),
         seed=seed,
         max_new_tokens=max_new_tokens,
     )

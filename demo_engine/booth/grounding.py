@@ -16,6 +16,7 @@ the gap. This module knows Django and the index, not the engine.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.urls import reverse
@@ -52,6 +53,21 @@ PROMPT_EXAMPLE = False
 # passages as the assistant's own previous turn (33%: worse).
 PROMPT_FORM = "facts"
 
+# A mild logit bias toward the tokens of the passages the model was given (OpenAI's `logit_bias`, added to the
+# logits at every step): measured with `python -m demo_engine.eval_booth --runs "grounded bias=…"` (README).
+# "content": only the passages' tokens that carry a fact (letters and digits, not the words every sentence has);
+# "all": every token of the facts block.
+PROMPT_BIAS = 0.0
+PROMPT_BIAS_TOKENS = "content"
+
+# Tokens a bias toward "content" leaves alone: the words every answer has whatever its facts, in the three languages.
+_COMMON_WORDS = frozenset((
+    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "for", "from", "by", "with", "is", "are",
+    "was", "be", "it", "its", "this", "that", "as", "which", "who", "what", "where", "when", "how", "le", "la",
+    "les", "un", "une", "des", "du", "de", "et", "est", "à", "au", "en", "sur", "pour", "par", "il", "elle",
+    "qui", "que", "où", "的", "是", "在", "和"
+))  # fmt: skip
+
 
 @dataclass
 class SourceCard:
@@ -78,6 +94,9 @@ class Grounding:
     messages: list[dict[str, str]] = field(default_factory=list)
     conference: Passage | None = None
     retrieval_ms: float = 0.0
+    bias: float = PROMPT_BIAS
+    bias_tokens: str = PROMPT_BIAS_TOKENS
+    form: str = PROMPT_FORM
 
     @property
     def checked_texts(self) -> list[str]:
@@ -122,14 +141,16 @@ def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM
 
 
 def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, example: bool = PROMPT_EXAMPLE,
-                    form: str = PROMPT_FORM) -> Grounding:  # fmt: skip
+                    form: str = PROMPT_FORM, bias: float = PROMPT_BIAS,
+                    bias_tokens: str = PROMPT_BIAS_TOKENS) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
     found = retrieval.retrieve(question=question, k=max(k, SOURCES_SHOWN))
     conference = conference_passage()
     passages = [hit.passage for hit in found.hits[:k]] if found.relevant else []
     grounding = Grounding(question=question, language=question_language(question), relevant=found.relevant,
-                          passages=passages, conference=conference, retrieval_ms=found.elapsed_ms)  # fmt: skip
+                          passages=passages, conference=conference, retrieval_ms=found.elapsed_ms, bias=bias,
+                          bias_tokens=bias_tokens, form=form)  # fmt: skip
     earlier = [turn for turn in history[:-1] if turn["role"] != "system"] if history else []
     if form == "turn" and passages:
         # The passages as the assistant's own previous answer to "what does the directory say?": a small model
@@ -141,6 +162,26 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
         lookup = [{"role": "user", "content": user_turn(question, passages, form=form)}]
     grounding.messages = [{"role": "system", "content": system_turn(conference, example=example)}, *earlier, *lookup]
     return grounding
+
+
+def logit_bias(*, grounding: Grounding, encode: Callable[[str], list[int]],
+               decode: Callable[[list[int]], str]) -> dict[int, float]:  # fmt: skip
+    """The engine's `logit_bias` for a grounded reply: +`grounding.bias` on each token of the passages given (as
+    the prompt writes them, and each word with a leading space, as it would follow another in an answer); with
+    `bias_tokens` "content", only tokens with a letter or digit that are not one of the common words. Empty when
+    the bias is off or there are no passages."""
+    if not grounding.bias or not grounding.passages:
+        return {}
+    block = facts_block(grounding.passages, form="facts" if grounding.form == "facts" else "text")
+    words = re.findall(r"\S+", block)
+    ids = set(encode(block)) | {token for word in words for token in encode(" " + word)}
+    bias: dict[int, float] = {}
+    for token in ids:
+        piece = decode([token]).strip().lower()
+        if grounding.bias_tokens == "content" and (not re.search(r"\w", piece) or piece in _COMMON_WORDS):
+            continue
+        bias[token] = grounding.bias
+    return bias
 
 
 def unknown_answer(*, language: str) -> str:
