@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from demo_engine.booth import figures, retrieval
 from demo_engine.booth.models import Passage
+from demo_engine.booth.terms import search_terms
 
 # How many passages go into the prompt, and in which form: measured with `python -m demo_engine.eval_booth
 # --variants` on its 46 answerable questions (README): two passages given as their facts only, the answer's record
@@ -140,12 +141,46 @@ def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM
     return f"Facts:\n{facts_block(passages, form=form)}\n\nQuestion: {question}"
 
 
+# A follow-up ("and where is it?", "when?", "et son prix ?", "它在哪里？") has fewer content words than this and points
+# back (a pronoun, or no content word at all): it is searched together with the visitor's previous question(s), which
+# name what "it" is. "Where is Seine?" has one content word but no pronoun: a new question, searched alone.
+FOLLOW_UP_TERMS = 2
+FOLLOW_UP_TURNS = 2  # how many earlier questions at most join a follow-up's search
+_POINTING_BACK = frozenset(("it", "its", "it's", "they", "them", "their", "theirs", "that", "this", "those", "these",
+                            "he", "she", "his", "her", "there", "ses", "son", "sa", "leur", "leurs", "lui", "eux",
+                            "y", "en", "ça", "cela", "il", "elle", "ils", "elles"))  # fmt: skip
+_POINTING_BACK_CJK = "它他她其这那该"
+
+
+def _is_follow_up(question: str) -> bool:
+    question = re.sub(r"-(?:t-)?(il|elle|ils|elles|on)\b", r" \1", question)  # "est-elle", "a-t-il"
+    words = re.findall(r"[\w'’-]+", question.lower().replace("’", "'"))
+    points_back = any(word in _POINTING_BACK for word in words) or any(c in question for c in _POINTING_BACK_CJK)
+    content = {term for term in search_terms(question, question=True)
+               if term not in _POINTING_BACK and not any(c in term for c in _POINTING_BACK_CJK)}  # fmt: skip
+    return len(content) < FOLLOW_UP_TERMS and (points_back or not content)
+
+
+def retrieval_query(history: list[dict[str, str]]) -> str:
+    """What retrieval searches for: the last question, preceded by the visitor's previous question(s) when it is a
+    follow-up (until the search has a question that is not one)."""
+    questions = [turn["content"] for turn in history if turn["role"] == "user"]
+    if not questions:
+        return ""
+    query = questions[-1]
+    for earlier in reversed(questions[:-1][-FOLLOW_UP_TURNS:]):
+        if not _is_follow_up(query.split("\n")[0]):
+            break
+        query = f"{earlier}\n{query}"
+    return query
+
+
 def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, example: bool = PROMPT_EXAMPLE,
                     form: str = PROMPT_FORM, bias: float = PROMPT_BIAS,
                     bias_tokens: str = PROMPT_BIAS_TOKENS) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
-    found = retrieval.retrieve(question=question, k=max(k, SOURCES_SHOWN))
+    found = retrieval.retrieve(question=retrieval_query(history), k=max(k, SOURCES_SHOWN))
     conference = conference_passage()
     passages = [hit.passage for hit in found.hits[:k]] if found.relevant else []
     grounding = Grounding(question=question, language=question_language(question), relevant=found.relevant,

@@ -66,3 +66,30 @@ def test_a_figure_from_the_conference_adds_the_conference_as_a_source(indexed_de
     cards = grounding.source_cards(grounding=built, reply_text=text)
     assert "conference" in [card.kind for card in cards]
     assert grounding.figures_unsupported(grounding=built, reply_text=text) == []
+
+
+def converse(*questions: str) -> grounding.Grounding:
+    history = []
+    for question in questions:
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": "…"}]
+    return grounding.grounding_build(history=history[:-1])
+
+
+def test_a_follow_up_question_is_answered_from_the_previous_questions_record(indexed_demo):
+    """ "And where is it?" after a question about the LZ-900 gets the LZ-900's booth, in English, French and Chinese;
+    alone it finds nothing of the kind."""
+    assert not any("C-020" in " ".join(p.facts) for p in ask("And where is it?").passages)
+    for first, follow_up in (("Who makes the LZ-900 inference card?", "And where is it?"),
+                             ("Qui fabrique la carte LZ-900 ?", "Et où est-elle ?"),
+                             ("谁生产LZ-900推理卡？", "它在哪里？")):  # fmt: skip
+        built = converse(first, follow_up)
+        assert built.relevant, follow_up
+        assert "booth C-020" in built.messages[-1]["content"].split("Question:")[0], follow_up
+        assert built.messages[-1]["content"].endswith(f"Question: {follow_up}")
+
+
+def test_a_short_new_question_is_searched_alone(indexed_demo):
+    """A question that names its own record ("Where is Bay Devices?") is not mixed with the previous one."""
+    built = converse("Which booth is Huangpu Robotics at?", "Where is Bay Devices?")
+    assert [p.title for p in built.passages][0].startswith("Bay Devices")
+    assert all("Huangpu" not in p.title for p in built.passages)
