@@ -97,17 +97,23 @@ def _retrieval_figures(questions: list[dict]) -> dict:
             "load_average": os.getloadavg()[0], "questions": len(answerable)}  # fmt: skip
 
 
-def _answer(engine, messages: list[dict], max_new_tokens: int, logit_bias: dict[int, float] | None = None) -> str:
+def _answer(engine, messages: list[dict], max_new_tokens: int, logit_bias: dict[int, float] | None = None,
+            start: str = "") -> str:  # fmt: skip
+    """The model's greedy answer; with `start`, the answer begins with those words and the model completes it."""
     from demo_engine.generation import sampling_params
 
     params = sampling_params(temperature=0.0, top_p=1.0, seed=0, max_new_tokens=max_new_tokens,
                              logit_bias=logit_bias)  # fmt: skip
-    text, _stats = engine.generate(messages, params)
+    prompt = engine.render_chat(messages, max_new_tokens=max_new_tokens).token_ids
+    if start:
+        prompt = prompt + engine.tokenizer.encode(start)
+    text, _stats = engine.generate(prompt, params)
     return text.strip()
 
 
 def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
-         show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "") -> dict:  # fmt: skip
+         show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "", bias_end: bool | None = None,
+         template: bool | None = None) -> dict:  # fmt: skip
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
@@ -117,24 +123,30 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
             built = booth.grounding_build(history=[{"role": "user", "content": question["q"]}], k=k, example=example,
                                           form=form or booth.PROMPT_FORM,
                                           bias=booth.PROMPT_BIAS if bias is None else bias,
-                                          bias_tokens=bias_tokens or booth.PROMPT_BIAS_TOKENS)  # fmt: skip
+                                          bias_tokens=bias_tokens or booth.PROMPT_BIAS_TOKENS,
+                                          bias_end=booth.PROMPT_BIAS_END if bias_end is None else bias_end,
+                                          template=booth.PROMPT_TEMPLATE if template is None else template)  # fmt: skip
             overhead_ms.append((time.perf_counter() - started) * 1000)
-            biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode)
-            text = (_answer(engine, built.messages, max_new_tokens, biased) if built.relevant
-                    else booth.unknown_answer(language=built.language))  # fmt: skip
+            biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode,
+                                      end_id=engine.tokenizer.eos_id)  # fmt: skip
+            start = built.answer_start
+            generated = (_answer(engine, built.messages, max_new_tokens, biased, start) if built.relevant
+                         else booth.unknown_answer(language=built.language))  # fmt: skip
+            text = f"{start} {generated}".strip() if start and built.relevant else generated
             cards = booth.source_cards(grounding=built, reply_text=text)
             unsupported = booth.figures_unsupported(grounding=built, reply_text=text)
             shown = " ".join(f"{card.title} {card.fact}" for card in cards)
             relevant = built.relevant
         else:
-            text = _answer(engine, [{"role": "user", "content": question["q"]}], max_new_tokens)
+            text = generated = _answer(engine, [{"role": "user", "content": question["q"]}], max_new_tokens)
             from demo_engine.booth.figures import figures_in
 
             cards, unsupported, shown, relevant = [], [f.text for f in figures_in(text)], "", True
         from demo_engine.booth.figures import figures_in
 
         row = {"q": question["q"], "lang": question["lang"], "text": text, "expect": question["expect"],
-               "in_text": _states(text, question["expect"]), "in_text_or_sources": _states(f"{text} {shown}",
+               "in_text": _states(text, question["expect"]), "in_generated": _states(generated, question["expect"]),
+               "in_text_or_sources": _states(f"{text} {shown}",
                question["expect"]), "figures": len(figures_in(text)), "not_found": len(unsupported),
                "unsupported": unsupported, "sources": [card.title for card in cards], "relevant": relevant,
                "answerable": bool(question["record"])}  # fmt: skip
@@ -147,6 +159,7 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
     figures_total = sum(row["figures"] for row in rows)
     return {
         "facts_in_text": sum(row["in_text"] for row in answerable) / len(answerable),
+        "facts_in_generated": sum(row["in_generated"] for row in answerable) / len(answerable),
         "facts_in_text_or_sources": sum(row["in_text_or_sources"] for row in answerable) / len(answerable),
         "figures": figures_total,
         "figures_not_found": sum(row["not_found"] for row in rows),
@@ -220,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}:", file=sys.stderr)
             run = result["runs"][name] = _run(engine, questions, max_new_tokens=args.max_new_tokens, show=args.show,
                                               **options)  # fmt: skip
-            print(f"{name}: facts in text {_pct(run['facts_in_text'])}, in text or sources "
+            print(f"{name}: facts in text {_pct(run['facts_in_text'])} (in the model's own words "
+                  f"{_pct(run['facts_in_generated'])}), in text or sources "
                   f"{_pct(run['facts_in_text_or_sources'])}, figures not found {run['figures_not_found']}/"
                   f"{run['figures']}", file=sys.stderr, flush=True)  # fmt: skip
         if not args.no_scale:
@@ -234,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _variant(name: str, booth) -> dict:
     """A grounded run from its name, one change per word from the defaults: "grounded k=1 text +example bias=2.5
-    all" (k passages; form facts|text|turn; a worked example; a logit bias toward the passages' tokens, all of
-    them or content tokens only)."""
+    words +end template" (k passages; form facts|text|turn; a worked example; a logit bias toward the passages'
+    tokens: all, content or words, and the end token too; the answer's start written by the site)."""
     words = name.split()
     if not words or words[0] != "grounded":
         raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
@@ -249,8 +263,12 @@ def _variant(name: str, booth) -> dict:
             options["example"] = True
         elif word.startswith("bias="):
             options["bias"] = float(word[5:])
-        elif word in ("all", "content"):
+        elif word in ("all", "content", "words"):
             options["bias_tokens"] = word
+        elif word == "+end":
+            options["bias_end"] = True
+        elif word == "template":
+            options["template"] = True
         else:
             raise SystemExit(f"unknown option {word!r} in run {name!r}")
     return options

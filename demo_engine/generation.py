@@ -191,12 +191,25 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
     if plan.truncated_last_turn and reply.origin == Message.Origin.API:
         reason = f"The prompt does not fit in the model's context of {engine.config.max_context} tokens."
         return ReplyOutcome(Message.Status.FAILED, reason, "prompt_too_long")
+    # The client's own logit_bias (API), then, for the booth assistant, its bias toward the passages' tokens.
+    logit_bias = {int(token): float(bias) for token, bias in (reply.logit_bias or {}).items()}
+    start = ""
+    if writer.grounding is not None and (writer.grounding.bias or writer.grounding.answer_start):
+        tokenizer = engine.tokenizer
+        grounding_bias = booth_grounding.logit_bias(grounding=writer.grounding, encode=tokenizer.encode,
+                                                    decode=tokenizer.decode, end_id=tokenizer.eos_id)  # fmt: skip
+        logit_bias = {**grounding_bias, **logit_bias}
+        start = writer.grounding.answer_start
     params = sampling_params(temperature=reply.temperature, top_p=reply.top_p, seed=reply.seed,
                              max_new_tokens=reply.max_new_tokens, repetition_penalty=reply.repetition_penalty,
-                             frequency_penalty=reply.frequency_penalty,
-                             presence_penalty=reply.presence_penalty)  # fmt: skip
+                             frequency_penalty=reply.frequency_penalty, presence_penalty=reply.presence_penalty,
+                             logit_bias=logit_bias)  # fmt: skip
+    prompt_ids = plan.token_ids
+    if start:  # the answer's first words, written by the site: the model completes them
+        prompt_ids = prompt_ids + engine.tokenizer.encode(start)
+        writer.add(start)
     events: queue.Queue = queue.Queue()
-    handle = engine.submit(plan.token_ids, params, events.put)
+    handle = engine.submit(prompt_ids, params, events.put)
     deadline = time.monotonic() + settings.CHAT_GENERATION_TIME_LIMIT_S
     tokens = 0
     last_flush = 0.0

@@ -57,9 +57,16 @@ PROMPT_FORM = "facts"
 # A mild logit bias toward the tokens of the passages the model was given (OpenAI's `logit_bias`, added to the
 # logits at every step): measured with `python -m demo_engine.eval_booth --runs "grounded bias=…"` (README).
 # "content": only the passages' tokens that carry a fact (letters and digits, not the words every sentence has);
-# "all": every token of the facts block.
+# "words": the same without tokens that are only digits (a bias on the ten digit tokens makes runs of digits);
+# "all": every token of the facts block. `PROMPT_BIAS_END`: the end of the reply gets the same bias, so a biased
+# reply does not run on for want of a likelier stop.
 PROMPT_BIAS = 0.0
 PROMPT_BIAS_TOKENS = "content"
+PROMPT_BIAS_END = False
+# The answer's start, written by the site from the fact the question asks for (its words before the first figure:
+# "Kernel Forge pitches on", "Huangpu Robotics:"), which the model completes: the reply is that start and the model's
+# continuation.
+PROMPT_TEMPLATE = False
 
 # Tokens a bias toward "content" leaves alone: the words every answer has whatever its facts, in the three languages.
 _COMMON_WORDS = frozenset((
@@ -97,7 +104,9 @@ class Grounding:
     retrieval_ms: float = 0.0
     bias: float = PROMPT_BIAS
     bias_tokens: str = PROMPT_BIAS_TOKENS
+    bias_end: bool = PROMPT_BIAS_END
     form: str = PROMPT_FORM
+    answer_start: str = ""  # the reply's first words, written by the site (empty: the model writes it all)
 
     @property
     def checked_texts(self) -> list[str]:
@@ -176,8 +185,8 @@ def retrieval_query(history: list[dict[str, str]]) -> str:
 
 
 def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, example: bool = PROMPT_EXAMPLE,
-                    form: str = PROMPT_FORM, bias: float = PROMPT_BIAS,
-                    bias_tokens: str = PROMPT_BIAS_TOKENS) -> Grounding:  # fmt: skip
+                    form: str = PROMPT_FORM, bias: float = PROMPT_BIAS, bias_tokens: str = PROMPT_BIAS_TOKENS,
+                    bias_end: bool = PROMPT_BIAS_END, template: bool = PROMPT_TEMPLATE) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
     found = retrieval.retrieve(question=retrieval_query(history), k=max(k, SOURCES_SHOWN))
@@ -185,7 +194,9 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
     passages = [hit.passage for hit in found.hits[:k]] if found.relevant else []
     grounding = Grounding(question=question, language=question_language(question), relevant=found.relevant,
                           passages=passages, conference=conference, retrieval_ms=found.elapsed_ms, bias=bias,
-                          bias_tokens=bias_tokens, form=form)  # fmt: skip
+                          bias_tokens=bias_tokens, bias_end=bias_end, form=form)  # fmt: skip
+    if template:
+        grounding.answer_start = answer_start(question=question, passages=passages)
     earlier = [turn for turn in history[:-1] if turn["role"] != "system"] if history else []
     if form == "turn" and passages:
         # The passages as the assistant's own previous answer to "what does the directory say?": a small model
@@ -199,8 +210,8 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
     return grounding
 
 
-def logit_bias(*, grounding: Grounding, encode: Callable[[str], list[int]],
-               decode: Callable[[list[int]], str]) -> dict[int, float]:  # fmt: skip
+def logit_bias(*, grounding: Grounding, encode: Callable[[str], list[int]], decode: Callable[[list[int]], str],
+               end_id: int | None = None) -> dict[int, float]:  # fmt: skip
     """The engine's `logit_bias` for a grounded reply: +`grounding.bias` on each token of the passages given (as
     the prompt writes them, and each word with a leading space, as it would follow another in an answer); with
     `bias_tokens` "content", only tokens with a letter or digit that are not one of the common words. Empty when
@@ -213,10 +224,30 @@ def logit_bias(*, grounding: Grounding, encode: Callable[[str], list[int]],
     bias: dict[int, float] = {}
     for token in ids:
         piece = decode([token]).strip().lower()
-        if grounding.bias_tokens == "content" and (not re.search(r"\w", piece) or piece in _COMMON_WORDS):
+        if grounding.bias_tokens in ("content", "words") and (not re.search(r"\w", piece) or piece in _COMMON_WORDS):
+            continue
+        if grounding.bias_tokens == "words" and not re.search(r"[^\W\d_]", piece):
             continue
         bias[token] = grounding.bias
+    if grounding.bias_end and end_id is not None:
+        bias[end_id] = grounding.bias
     return bias
+
+
+def answer_start(*, question: str, passages: list[Passage]) -> str:
+    """The first words of the answer, from the fact of the first passage that the question asks for: its words up
+    to a colon or before its first figure ("Huangpu Robotics:", "Kernel Forge pitches on"); empty when the fact
+    starts with a figure."""
+    if not passages:
+        return ""
+    fact = _fact_for(passages[0].facts or [passages[0].text], question, "")
+    head = fact.split(":", 1)[0] + ":" if ":" in fact else fact
+    words = []
+    for word in head.split():
+        if re.search(r"\d", word):
+            break
+        words.append(word)
+    return " ".join(words)
 
 
 def unknown_answer(*, language: str) -> str:
