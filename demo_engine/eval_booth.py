@@ -113,7 +113,7 @@ def _answer(engine, messages: list[dict], max_new_tokens: int, logit_bias: dict[
 
 def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
          show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "", bias_end: bool | None = None,
-         template: bool | None = None) -> dict:  # fmt: skip
+         template: bool | None = None, stop: bool | None = None) -> dict:  # fmt: skip
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
@@ -125,13 +125,17 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                                           bias=booth.PROMPT_BIAS if bias is None else bias,
                                           bias_tokens=bias_tokens or booth.PROMPT_BIAS_TOKENS,
                                           bias_end=booth.PROMPT_BIAS_END if bias_end is None else bias_end,
-                                          template=booth.PROMPT_TEMPLATE if template is None else template)  # fmt: skip
+                                          template=booth.PROMPT_TEMPLATE if template is None else template,
+                                          stop_at_blank_line=booth.PROMPT_STOP_AT_BLANK_LINE if stop is None
+                                          else stop)  # fmt: skip
             overhead_ms.append((time.perf_counter() - started) * 1000)
             biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode,
                                       end_id=engine.tokenizer.eos_id)  # fmt: skip
             start = built.answer_start
             generated = (_answer(engine, built.messages, max_new_tokens, biased, start) if built.relevant
                          else booth.unknown_answer(language=built.language))  # fmt: skip
+            if built.stop_at_blank_line:  # as the worker's stop sequence cuts it
+                generated = generated.split(booth.ANSWER_END)[0].strip()
             text = f"{start} {generated}".strip() if start and built.relevant else generated
             cards = booth.source_cards(grounding=built, reply_text=text)
             unsupported = booth.figures_unsupported(grounding=built, reply_text=text)
@@ -248,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _variant(name: str, booth) -> dict:
     """A grounded run from its name, one change per word from the defaults: "grounded k=1 text +example bias=2.5
-    words +end template" (k passages; form facts|text|turn; a worked example; a logit bias toward the passages'
-    tokens: all, content or words, and the end token too; the answer's start written by the site)."""
+    words +end template stop" (k passages; form facts|text|turn; a worked example; a logit bias toward the
+    passages' tokens: all, content or words, and the end token too; the answer's start written by the site; the
+    answer cut at its first blank line)."""
     words = name.split()
     if not words or words[0] != "grounded":
         raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
@@ -269,6 +274,8 @@ def _variant(name: str, booth) -> dict:
             options["bias_end"] = True
         elif word == "template":
             options["template"] = True
+        elif word == "stop":
+            options["stop"] = True
         else:
             raise SystemExit(f"unknown option {word!r} in run {name!r}")
     return options

@@ -128,7 +128,7 @@ class _ReplyWriter:
     def use_stop_sequences(self, stop_sequences: list[str]) -> None:
         self.stop_sequences = [stop for stop in stop_sequences if stop]
         # A stop sequence can only be recognised once whole: hold back one character less than the longest.
-        self.hold_back = max((len(stop) for stop in self.stop_sequences), default=1) - 1
+        self.hold_back = max(self.hold_back, max((len(stop) for stop in self.stop_sequences), default=1) - 1)
 
     def use_filter(self, reply_filter: moderation.ReplyFilter) -> None:
         if reply_filter.pattern is not None:
@@ -187,6 +187,8 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
             writer.flush(tokens=0, final=True)
             return ReplyOutcome(Message.Status.DONE, finish_reason="stop")
         messages = writer.grounding.messages
+        if writer.grounding.stop_at_blank_line:
+            writer.use_stop_sequences([*writer.stop_sequences, booth_grounding.ANSWER_END])
     plan = engine.render_chat(messages, max_new_tokens=reply.max_new_tokens)
     if plan.truncated_last_turn and reply.origin == Message.Origin.API:
         reason = f"The prompt does not fit in the model's context of {engine.config.max_context} tokens."

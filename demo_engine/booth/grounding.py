@@ -67,6 +67,9 @@ PROMPT_BIAS_END = False
 # "Kernel Forge pitches on", "Huangpu Robotics:"), which the model completes: the reply is that start and the model's
 # continuation.
 PROMPT_TEMPLATE = False
+# The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules.
+PROMPT_STOP_AT_BLANK_LINE = False
+ANSWER_END = "\n\n"
 
 # Tokens a bias toward "content" leaves alone: the words every answer has whatever its facts, in the three languages.
 _COMMON_WORDS = frozenset((
@@ -107,6 +110,7 @@ class Grounding:
     bias_end: bool = PROMPT_BIAS_END
     form: str = PROMPT_FORM
     answer_start: str = ""  # the reply's first words, written by the site (empty: the model writes it all)
+    stop_at_blank_line: bool = PROMPT_STOP_AT_BLANK_LINE
 
     @property
     def checked_texts(self) -> list[str]:
@@ -186,7 +190,8 @@ def retrieval_query(history: list[dict[str, str]]) -> str:
 
 def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, example: bool = PROMPT_EXAMPLE,
                     form: str = PROMPT_FORM, bias: float = PROMPT_BIAS, bias_tokens: str = PROMPT_BIAS_TOKENS,
-                    bias_end: bool = PROMPT_BIAS_END, template: bool = PROMPT_TEMPLATE) -> Grounding:  # fmt: skip
+                    bias_end: bool = PROMPT_BIAS_END, template: bool = PROMPT_TEMPLATE,
+                    stop_at_blank_line: bool = PROMPT_STOP_AT_BLANK_LINE) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
     found = retrieval.retrieve(question=retrieval_query(history), k=max(k, SOURCES_SHOWN))
@@ -194,7 +199,8 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
     passages = [hit.passage for hit in found.hits[:k]] if found.relevant else []
     grounding = Grounding(question=question, language=question_language(question), relevant=found.relevant,
                           passages=passages, conference=conference, retrieval_ms=found.elapsed_ms, bias=bias,
-                          bias_tokens=bias_tokens, bias_end=bias_end, form=form)  # fmt: skip
+                          bias_tokens=bias_tokens, bias_end=bias_end, form=form,
+                          stop_at_blank_line=stop_at_blank_line)  # fmt: skip
     if template:
         grounding.answer_start = answer_start(question=question, passages=passages)
     earlier = [turn for turn in history[:-1] if turn["role"] != "system"] if history else []
