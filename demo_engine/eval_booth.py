@@ -113,7 +113,7 @@ def _answer(engine, messages: list[dict], max_new_tokens: int, logit_bias: dict[
 
 def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
          show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "", bias_end: bool | None = None,
-         template: bool | None = None, stop: bool | None = None) -> dict:  # fmt: skip
+         template: bool | None = None, stop: bool | None = None, template_form: str = "") -> dict:  # fmt: skip
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
@@ -127,7 +127,8 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                                           bias_end=booth.PROMPT_BIAS_END if bias_end is None else bias_end,
                                           template=booth.PROMPT_TEMPLATE if template is None else template,
                                           stop_at_blank_line=booth.PROMPT_STOP_AT_BLANK_LINE if stop is None
-                                          else stop)  # fmt: skip
+                                          else stop,
+                                          template_form=template_form or booth.PROMPT_TEMPLATE_FORM)  # fmt: skip
             overhead_ms.append((time.perf_counter() - started) * 1000)
             biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode,
                                       end_id=engine.tokenizer.eos_id)  # fmt: skip
@@ -272,8 +273,9 @@ def _variant(name: str, booth) -> dict:
             options["bias_tokens"] = word
         elif word == "+end":
             options["bias_end"] = True
-        elif word == "template":
+        elif word in ("template", "template=lead", "template=label"):
             options["template"] = True
+            options["template_form"] = word.partition("=")[2] or booth.PROMPT_TEMPLATE_FORM
         elif word == "stop":
             options["stop"] = True
         else:

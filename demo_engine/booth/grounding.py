@@ -67,6 +67,7 @@ PROMPT_BIAS_END = False
 # "Kernel Forge pitches on", "Huangpu Robotics:"), which the model completes: the reply is that start and the model's
 # continuation.
 PROMPT_TEMPLATE = False
+PROMPT_TEMPLATE_FORM = "lead"  # or "label" (see `answer_start`)
 # The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules.
 PROMPT_STOP_AT_BLANK_LINE = False
 ANSWER_END = "\n\n"
@@ -191,7 +192,8 @@ def retrieval_query(history: list[dict[str, str]]) -> str:
 def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, example: bool = PROMPT_EXAMPLE,
                     form: str = PROMPT_FORM, bias: float = PROMPT_BIAS, bias_tokens: str = PROMPT_BIAS_TOKENS,
                     bias_end: bool = PROMPT_BIAS_END, template: bool = PROMPT_TEMPLATE,
-                    stop_at_blank_line: bool = PROMPT_STOP_AT_BLANK_LINE) -> Grounding:  # fmt: skip
+                    stop_at_blank_line: bool = PROMPT_STOP_AT_BLANK_LINE,
+                    template_form: str = PROMPT_TEMPLATE_FORM) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
     found = retrieval.retrieve(question=retrieval_query(history), k=max(k, SOURCES_SHOWN))
@@ -202,7 +204,7 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
                           bias_tokens=bias_tokens, bias_end=bias_end, form=form,
                           stop_at_blank_line=stop_at_blank_line)  # fmt: skip
     if template:
-        grounding.answer_start = answer_start(question=question, passages=passages)
+        grounding.answer_start = answer_start(question=question, passages=passages, form=template_form)
     earlier = [turn for turn in history[:-1] if turn["role"] != "system"] if history else []
     if form == "turn" and passages:
         # The passages as the assistant's own previous answer to "what does the directory say?": a small model
@@ -240,20 +242,47 @@ def logit_bias(*, grounding: Grounding, encode: Callable[[str], list[int]], deco
     return bias
 
 
-def answer_start(*, question: str, passages: list[Passage]) -> str:
-    """The first words of the answer, from the fact of the first passage that the question asks for: its words up
-    to a colon or before its first figure ("Huangpu Robotics:", "Kernel Forge pitches on"); empty when the fact
-    starts with a figure."""
+_MONTH_WORDS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+                "november", "december")  # fmt: skip
+
+
+def answer_start(*, question: str, passages: list[Passage], form: str = "lead") -> str:
+    """The first words of the answer, from the fact of the first passage that the question asks for, never one of
+    its figures. "lead": its words up to a colon or before its first figure ("Huangpu Robotics:", "Kernel Forge
+    pitches on"). "label": the record's name, then what the figure counts before it ("DeepSeek-V3 GPU-hours:" for
+    "DeepSeek-V3: 2,788,000 GPU-hours (estimated)", "WAIC 2025 companies exhibiting: more than") when only
+    "more than" or "about" comes before the figure, else the words before it ("Huangpu Robotics: hall", "A100 SXM:
+    rental price assumed at"). "lead" is empty when the fact starts with a figure (or a name with a digit)."""
     if not passages:
         return ""
     fact = _fact_for(passages[0].facts or [passages[0].text], question, "")
-    head = fact.split(":", 1)[0] + ":" if ":" in fact else fact
-    words = []
-    for word in head.split():
-        if re.search(r"\d", word):
-            break
-        words.append(word)
-    return " ".join(words)
+    if form == "lead":
+        head = fact.split(":", 1)[0] + ":" if ":" in fact else fact
+        words = []
+        for word in head.split():
+            if re.search(r"\d", word):
+                break
+            words.append(word)
+        return " ".join(words)
+    head, rest = fact.split(": ", 1) if ": " in fact else ("", fact)
+    words = rest.split()
+    first = next((i for i, word in enumerate(words) if re.search(r"\d", word)), None)
+    lead = " ".join(words[:first] if first is not None else words)
+    name = passages[0].title.split(" · ")[0]
+    if not head and not rest.startswith(name):
+        head = name
+    label: list[str] = []
+    quantifier_only = all(word.lower() in ("more", "than", "about", "over") for word in words[:first])
+    if first is not None and quantifier_only and not words[first].endswith((",", ";")):
+        for word in words[first + 1 :]:
+            if word.startswith("(") or re.search(r"\d", word) or word.lower().strip(",;") in _MONTH_WORDS:
+                break
+            label.append(word.rstrip(",;"))
+            if word.endswith((",", ";")):
+                break
+    if label:
+        return f"{head} {' '.join(label)}: {lead}".strip()
+    return f"{head}: {lead}".strip() if head else lead
 
 
 def unknown_answer(*, language: str) -> str:
@@ -285,6 +314,7 @@ _ASKS = {
     "guests": ("guests", "visitors", "invités", "visiteurs", "嘉宾"),
     "countries": ("countries", "pays", "国家"),
     "start-ups": ("start-up", "startup", "创业"),
+    "founded": ("founded", "fondé", "fondée", "创立", "成立"),
 }
 
 
