@@ -268,7 +268,7 @@ def answer_start(*, question: str, passages: list[Passage], form: str = "lead") 
     words = rest.split()
     first = next((i for i, word in enumerate(words) if re.search(r"\d", word)), None)
     lead = " ".join(words[:first] if first is not None else words)
-    name = passages[0].title.split(" · ")[0]
+    name = passages[0].title.split(" · ")[0].split(": ", 1)[-1]  # "Pitch: Kernel Forge" -> "Kernel Forge"
     if not head and not rest.startswith(name):
         head = name
     label: list[str] = []
