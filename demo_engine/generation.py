@@ -176,6 +176,13 @@ class _ReplyWriter:
             self.sent = end
 
 
+def _cut_by_filter(reply: Message, writer: _ReplyWriter, stats) -> ReplyOutcome:
+    moderation.conversation_flag(conversation=reply.conversation,
+                                 reason=f"Reply {reply.id} cut at {writer.filter.found!r}")  # fmt: skip
+    return ReplyOutcome(Message.Status.STOPPED, moderation.REPLY_CUT_REASON, moderation.REPLY_CUT_CODE, stats,
+                        "cancelled")  # fmt: skip
+
+
 def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
     messages = selectors.prompt_messages(reply=reply)
     if reply.grounded:  # the booth assistant: the prompt from the published content, its sources sent first
@@ -185,6 +192,8 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
         if not writer.grounding.relevant:  # nothing published is relevant: the site says so, the model is not asked
             writer.add(booth_grounding.unknown_answer(language=writer.grounding.language))
             writer.flush(tokens=0, final=True)
+            if writer.cut_by_filter:  # staff blocked a word of the site's own answer: cut and flagged like a reply
+                return _cut_by_filter(reply, writer, stats=None)
             return ReplyOutcome(Message.Status.DONE, finish_reason="stop")
         messages = writer.grounding.messages
         if writer.grounding.stop_at_blank_line:
@@ -250,10 +259,7 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
         raise
     stats = _stats(final, plan.dropped_turns)
     if writer.cut_by_filter:
-        moderation.conversation_flag(conversation=reply.conversation,
-                                     reason=f"Reply {reply.id} cut at {writer.filter.found!r}")  # fmt: skip
-        return ReplyOutcome(Message.Status.STOPPED, moderation.REPLY_CUT_REASON, moderation.REPLY_CUT_CODE, stats,
-                            "cancelled")  # fmt: skip
+        return _cut_by_filter(reply, writer, stats)
     if writer.stopped_by_sequence:
         return ReplyOutcome(Message.Status.DONE, stats=stats, finish_reason="stop")
     if final.finish_reason == "cancelled":
