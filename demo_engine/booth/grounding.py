@@ -68,6 +68,8 @@ PROMPT_BIAS_END = False
 # continuation.
 PROMPT_TEMPLATE = False
 PROMPT_TEMPLATE_FORM = "lead"  # or "label" (see `answer_start`)
+# The fact the question asks for (as the source card picks it), repeated right before the question.
+PROMPT_ASKED_FACT = False
 # The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules.
 PROMPT_STOP_AT_BLANK_LINE = False
 ANSWER_END = "\n\n"
@@ -149,10 +151,14 @@ def facts_block(passages: list[Passage], *, form: str = PROMPT_FORM) -> str:
     return "\n".join(f"- {passage.text}" for passage in passages)
 
 
-def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM) -> str:
+def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM, asked_fact: bool = False) -> str:
+    """The passages, then (with `asked_fact`) the one fact the question asks for again, right before the question."""
     if not passages:
         return question
-    return f"Facts:\n{facts_block(passages, form=form)}\n\nQuestion: {question}"
+    asked = ""
+    if asked_fact:
+        asked = f"\n\nThe fact asked for: {_fact_for(passages[0].facts or [passages[0].text], question, '')}"
+    return f"Facts:\n{facts_block(passages, form=form)}{asked}\n\nQuestion: {question}"
 
 
 # A follow-up ("and where is it?", "when?", "et son prix ?", "它在哪里？") has fewer content words than this and points
@@ -193,7 +199,8 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
                     form: str = PROMPT_FORM, bias: float = PROMPT_BIAS, bias_tokens: str = PROMPT_BIAS_TOKENS,
                     bias_end: bool = PROMPT_BIAS_END, template: bool = PROMPT_TEMPLATE,
                     stop_at_blank_line: bool = PROMPT_STOP_AT_BLANK_LINE,
-                    template_form: str = PROMPT_TEMPLATE_FORM) -> Grounding:  # fmt: skip
+                    template_form: str = PROMPT_TEMPLATE_FORM,
+                    asked_fact: bool = PROMPT_ASKED_FACT) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
     found = retrieval.retrieve(question=retrieval_query(history), k=max(k, SOURCES_SHOWN))
@@ -213,7 +220,7 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
                   {"role": "assistant", "content": facts_block(passages, form="text")},
                   {"role": "user", "content": question}]  # fmt: skip
     else:
-        lookup = [{"role": "user", "content": user_turn(question, passages, form=form)}]
+        lookup = [{"role": "user", "content": user_turn(question, passages, form=form, asked_fact=asked_fact)}]
     grounding.messages = [{"role": "system", "content": system_turn(conference, example=example)}, *earlier, *lookup]
     return grounding
 
