@@ -5,11 +5,13 @@ every question of `demo_engine/booth/data/eval_questions.json` (written from the
 English, French and Chinese, with the facts each answer must contain, and a few off-topic ones) is answered twice
 by the real engine, greedy: grounded (the booth assistant, as the worker runs it) and ungrounded (the plain model).
 
-Printed: retrieval recall@3; the share of answers whose own text states the expected facts; the share with them in
-the text or the source cards; the figures marked not found in the sources; the off-topic questions answered "I
+Printed: retrieval recall@3; the share of answers whose text states the expected facts (and the share whose
+model-written part does, without the words the site wrote at the answer's start); the share with them in the text or
+the source cards; the figures marked not found in the sources; the off-topic questions answered "I
 don't know"; the time retrieval adds before the first token. Then the same index with WAIC's volume (800 exhibitors,
 3,000 products): the rebuild time, recall@3 and retrieval's p95 there. `--variants` also runs the prompt variants
-(passages in the prompt, a worked example) that chose the defaults of `demo_engine/booth/grounding.py`.
+(passages in the prompt, a worked example) that chose the defaults of `demo_engine/booth/grounding.py`; `--runs`
+names any variant, one change per word ("grounded template=label stop bias=1.5 words +end": see `_variant`).
 """
 
 from __future__ import annotations
@@ -298,11 +300,12 @@ def _print(result: dict) -> None:
     print(f"retrieval: recall@3 {_pct(retrieval['recall_at_3'])}, p50 {retrieval['retrieval_ms_p50']:.1f} ms, "
           f"p95 {retrieval['retrieval_ms_p95']:.1f} ms (CPU p95 {retrieval['retrieval_cpu_ms_p95']:.1f} ms, "
           f"load average {retrieval['load_average']:.1f})")  # fmt: skip
-    print(f"{'run':<26} {'facts in text':>14} {'text or sources':>16} {'figures':>8} {'not found':>10} "
-          f"{'off-topic: I don’t know':>24} {'prompt p95':>11}")  # fmt: skip
+    print(f"{'run':<26} {'facts in text':>14} {'model’s own':>12} {'text or sources':>16} {'figures':>8} "
+          f"{'not found':>10} {'off-topic: I don’t know':>24} {'prompt p95':>11}")  # fmt: skip
     for name, run in result["runs"].items():
         building = run["prompt_building_ms_p95"]
-        print(f"{name:<26} {_pct(run['facts_in_text']):>14} {_pct(run['facts_in_text_or_sources']):>16} "
+        print(f"{name:<26} {_pct(run['facts_in_text']):>14} {_pct(run['facts_in_generated']):>12} "
+              f"{_pct(run['facts_in_text_or_sources']):>16} "
               f"{run['figures']:>8} {run['figures_not_found']:>4} ({_pct(run['figures_not_found_share'])}) "
               f"{_pct(run['off_topic_said_unknown']):>24} "
               f"{'–' if building is None else f'{building:.1f} ms':>11}")  # fmt: skip
