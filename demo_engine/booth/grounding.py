@@ -55,7 +55,9 @@ PROMPT_EXAMPLE = False
 PROMPT_FORM = "facts"
 
 # A mild logit bias toward the tokens of the passages the model was given (OpenAI's `logit_bias`, added to the
-# logits at every step): measured with `python -m demo_engine.eval_booth --runs "grounded bias=…"` (README).
+# logits at every step): measured with `python -m demo_engine.eval_booth --runs "grounded bias=…"` (README), off.
+# Alone it raised the answers stating the fact from 57% to 63-67% (1.5-2.5; 4 fell to 39%), but made more wrong
+# figures (runs of digits, lists of every fact); with the asked fact before the question it lowered 83% to 80%.
 # "content": only the passages' tokens that carry a fact (letters and digits, not the words every sentence has);
 # "words": the same without tokens that are only digits (a bias on the ten digit tokens makes runs of digits);
 # "all": every token of the facts block. `PROMPT_BIAS_END`: the end of the reply gets the same bias, so a biased
@@ -66,12 +68,16 @@ PROMPT_BIAS_END = False
 # The answer's start, written by the site from the fact the question asks for (its words before the first figure:
 # "Kernel Forge pitches on", "Huangpu Robotics:"), which the model completes: the reply is that start and the model's
 # continuation.
+# Off: "label" raised the answers stating the fact from 57% to 85% (78% in the model's own words), but the asked fact
+# before the question does more for the model's own words (87%), and with both, 93% (83% in its own words).
 PROMPT_TEMPLATE = False
 PROMPT_TEMPLATE_FORM = "lead"  # or "label" (see `answer_start`)
-# The fact the question asks for (as the source card picks it), repeated right before the question.
-PROMPT_ASKED_FACT = False
-# The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules.
-PROMPT_STOP_AT_BLANK_LINE = False
+# The fact the question asks for (as the source card picks it), repeated right before the question: on (87% of
+# answers state it in the model's own words, from 57%).
+PROMPT_ASKED_FACT = True
+# The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules
+# (with the answer's start: 7 figures marked of 189 without it, 3 of 149 with it; the facts stated, the same).
+PROMPT_STOP_AT_BLANK_LINE = True
 ANSWER_END = "\n\n"
 
 # Tokens a bias toward "content" leaves alone: the words every answer has whatever its facts, in the three languages.
