@@ -116,7 +116,7 @@ def _answer(engine, messages: list[dict], max_new_tokens: int, logit_bias: dict[
 def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
          show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "", bias_end: bool | None = None,
          template: bool | None = None, stop: bool | None = None, template_form: str = "",
-         asked: bool | None = None) -> dict:  # fmt: skip
+         asked: bool | None = None, asked_label: str = "") -> dict:  # fmt: skip
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
@@ -132,7 +132,8 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                                           stop_at_blank_line=booth.PROMPT_STOP_AT_BLANK_LINE if stop is None
                                           else stop,
                                           template_form=template_form or booth.PROMPT_TEMPLATE_FORM,
-                                          asked_fact=booth.PROMPT_ASKED_FACT if asked is None else asked)  # fmt: skip
+                                          asked_fact=booth.PROMPT_ASKED_FACT if asked is None else asked,
+                                          asked_label=asked_label or booth.PROMPT_ASKED_LABEL)  # fmt: skip
             overhead_ms.append((time.perf_counter() - started) * 1000)
             biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode,
                                       end_id=engine.tokenizer.eos_id)  # fmt: skip
@@ -259,7 +260,8 @@ def _variant(name: str, booth) -> dict:
     """A grounded run from its name, one change per word from the defaults: "grounded k=1 text +example bias=2.5
     words +end template stop" (k passages; form facts|text|turn; a worked example; a logit bias toward the
     passages' tokens: all, content or words, and the end token too; the answer's start written by the site; the
-    answer cut at its first blank line; the asked fact repeated before the question)."""
+    answer cut at its first blank line; the asked fact repeated before the question, "=short" introduced as "In
+    short,"; "-stop" and "-asked" turn those defaults off)."""
     words = name.split()
     if not words or words[0] != "grounded":
         raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
@@ -280,10 +282,13 @@ def _variant(name: str, booth) -> dict:
         elif word in ("template", "template=lead", "template=label"):
             options["template"] = True
             options["template_form"] = word.partition("=")[2] or booth.PROMPT_TEMPLATE_FORM
-        elif word == "stop":
-            options["stop"] = True
-        elif word == "asked":
+        elif word in ("stop", "-stop"):
+            options["stop"] = word == "stop"
+        elif word == "-asked":
+            options["asked"] = False
+        elif word in ("asked", "asked=label", "asked=short"):
             options["asked"] = True
+            options["asked_label"] = word.partition("=")[2] or booth.PROMPT_ASKED_LABEL
         else:
             raise SystemExit(f"unknown option {word!r} in run {name!r}")
     return options

@@ -75,6 +75,9 @@ PROMPT_TEMPLATE_FORM = "lead"  # or "label" (see `answer_start`)
 # The fact the question asks for (as the source card picks it), repeated right before the question: on (87% of
 # answers state it in the model's own words, from 57%).
 PROMPT_ASKED_FACT = True
+# How that line is introduced: a small model often repeats it as its answer's first words.
+ASKED_LABELS = {"label": "The fact asked for:", "short": "In short,"}
+PROMPT_ASKED_LABEL = "label"
 # The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules
 # (with the answer's start: 7 figures marked of 189 without it, 3 of 149 with it; the facts stated, the same).
 PROMPT_STOP_AT_BLANK_LINE = True
@@ -157,13 +160,15 @@ def facts_block(passages: list[Passage], *, form: str = PROMPT_FORM) -> str:
     return "\n".join(f"- {passage.text}" for passage in passages)
 
 
-def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM, asked_fact: bool = False) -> str:
+def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM, asked_fact: bool = False,
+              asked_label: str = PROMPT_ASKED_LABEL) -> str:  # fmt: skip
     """The passages, then (with `asked_fact`) the one fact the question asks for again, right before the question."""
     if not passages:
         return question
     asked = ""
     if asked_fact:
-        asked = f"\n\nThe fact asked for: {_fact_for(passages[0].facts or [passages[0].text], question, '')}"
+        fact = _fact_for(passages[0].facts or [passages[0].text], question, "")
+        asked = f"\n\n{ASKED_LABELS[asked_label]} {fact}"
     return f"Facts:\n{facts_block(passages, form=form)}{asked}\n\nQuestion: {question}"
 
 
@@ -206,7 +211,8 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
                     bias_end: bool = PROMPT_BIAS_END, template: bool = PROMPT_TEMPLATE,
                     stop_at_blank_line: bool = PROMPT_STOP_AT_BLANK_LINE,
                     template_form: str = PROMPT_TEMPLATE_FORM,
-                    asked_fact: bool = PROMPT_ASKED_FACT) -> Grounding:  # fmt: skip
+                    asked_fact: bool = PROMPT_ASKED_FACT,
+                    asked_label: str = PROMPT_ASKED_LABEL) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
     found = retrieval.retrieve(question=retrieval_query(history), k=max(k, SOURCES_SHOWN))
@@ -226,7 +232,8 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
                   {"role": "assistant", "content": facts_block(passages, form="text")},
                   {"role": "user", "content": question}]  # fmt: skip
     else:
-        lookup = [{"role": "user", "content": user_turn(question, passages, form=form, asked_fact=asked_fact)}]
+        lookup = [{"role": "user", "content": user_turn(question, passages, form=form, asked_fact=asked_fact,
+                                                        asked_label=asked_label)}]  # fmt: skip
     grounding.messages = [{"role": "system", "content": system_turn(conference, example=example)}, *earlier, *lookup]
     return grounding
 
