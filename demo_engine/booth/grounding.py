@@ -76,7 +76,7 @@ PROMPT_TEMPLATE_FORM = "lead"  # or "label" (see `answer_start`)
 # answers state it in the model's own words, from 57%).
 PROMPT_ASKED_FACT = True
 # How that line is introduced: a small model often repeats it as its answer's first words.
-ASKED_LABELS = {"label": "The fact asked for:", "short": "In short,"}
+ASKED_LABELS = {"label": "The fact asked for:", "short": "In short,", "answer": "The answer:"}
 PROMPT_ASKED_LABEL = "label"
 # The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules
 # (with the answer's start: 7 figures marked of 189 without it, 3 of 149 with it; the facts stated, the same).
