@@ -286,7 +286,7 @@ def _variant(name: str, booth) -> dict:
             options["stop"] = word == "stop"
         elif word == "-asked":
             options["asked"] = False
-        elif word in ("asked", "asked=label", "asked=short", "asked=answer"):
+        elif word in ("asked", "asked=label", "asked=short", "asked=answer"):  # "asked" alone: the default wording
             options["asked"] = True
             options["asked_label"] = word.partition("=")[2] or booth.PROMPT_ASKED_LABEL
         else:

@@ -75,9 +75,10 @@ PROMPT_TEMPLATE_FORM = "lead"  # or "label" (see `answer_start`)
 # The fact the question asks for (as the source card picks it), repeated right before the question: on (87% of
 # answers state it in the model's own words, from 57%).
 PROMPT_ASKED_FACT = True
-# How that line is introduced: a small model often repeats it as its answer's first words.
+# How that line is introduced: a small model often repeats it as its answer's first words. "The answer:" (85%) reads
+# as an answer when repeated; "The fact asked for:" measured 87% but its echo reads like a form; "In short," 78%.
 ASKED_LABELS = {"label": "The fact asked for:", "short": "In short,", "answer": "The answer:"}
-PROMPT_ASKED_LABEL = "label"
+PROMPT_ASKED_LABEL = "answer"
 # The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules
 # (with the answer's start: 7 figures marked of 189 without it, 3 of 149 with it; the facts stated, the same).
 PROMPT_STOP_AT_BLANK_LINE = True
