@@ -5,8 +5,9 @@ The prompt (measured with `python -m demo_engine.eval_booth`, see the README):
 
 - the opening (system) turn holds the conference's core facts and the rules; it is the same for every question, so
   the engine's prefix cache computes it once;
-- the last user turn carries the passages, the answer's record first, then the question. Content is data: a
-  passage is quoted under "Facts", whatever it says, and nothing in it reaches the system turn.
+- the last user turn carries the passages, the answer's record first, then the fact the question asks for again
+  ("The answer: …"), then the question; the answer ends at its first blank line. Content is data: a passage is
+  quoted under "Facts", whatever it says, and nothing in it reaches the system turn.
 
 Nothing relevant (no name or code matched, and no passage close in meaning): the site answers "I don't know" itself,
 in the question's language, and points to the directory and the comparison page, rather than let a 135M model fill
