@@ -5,11 +5,13 @@ every question of `demo_engine/booth/data/eval_questions.json` (written from the
 English, French and Chinese, with the facts each answer must contain, and a few off-topic ones) is answered twice
 by the real engine, greedy: grounded (the booth assistant, as the worker runs it) and ungrounded (the plain model).
 
-Printed: retrieval recall@3; the share of answers whose own text states the expected facts; the share with them in
-the text or the source cards; the figures marked not found in the sources; the off-topic questions answered "I
+Printed: retrieval recall@3; the share of answers whose text states the expected facts (and the share whose
+model-written part does, without the words the site wrote at the answer's start); the share with them in the text or
+the source cards; the figures marked not found in the sources; the off-topic questions answered "I
 don't know"; the time retrieval adds before the first token. Then the same index with WAIC's volume (800 exhibitors,
 3,000 products): the rebuild time, recall@3 and retrieval's p95 there. `--variants` also runs the prompt variants
-(passages in the prompt, a worked example) that chose the defaults of `demo_engine/booth/grounding.py`.
+(passages in the prompt, a worked example) that chose the defaults of `demo_engine/booth/grounding.py`; `--runs`
+names any variant, one change per word ("grounded template=label stop bias=1.5 words +end": see `_variant`).
 """
 
 from __future__ import annotations
@@ -97,16 +99,24 @@ def _retrieval_figures(questions: list[dict]) -> dict:
             "load_average": os.getloadavg()[0], "questions": len(answerable)}  # fmt: skip
 
 
-def _answer(engine, messages: list[dict], max_new_tokens: int) -> str:
+def _answer(engine, messages: list[dict], max_new_tokens: int, logit_bias: dict[int, float] | None = None,
+            start: str = "") -> str:  # fmt: skip
+    """The model's greedy answer; with `start`, the answer begins with those words and the model completes it."""
     from demo_engine.generation import sampling_params
 
-    params = sampling_params(temperature=0.0, top_p=1.0, seed=0, max_new_tokens=max_new_tokens)
-    text, _stats = engine.generate(messages, params)
+    params = sampling_params(temperature=0.0, top_p=1.0, seed=0, max_new_tokens=max_new_tokens,
+                             logit_bias=logit_bias)  # fmt: skip
+    prompt = engine.render_chat(messages, max_new_tokens=max_new_tokens).token_ids
+    if start:
+        prompt = prompt + engine.tokenizer.encode(start)
+    text, _stats = engine.generate(prompt, params)
     return text.strip()
 
 
 def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
-         show: bool, form: str = "") -> dict:  # fmt: skip
+         show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "", bias_end: bool | None = None,
+         template: bool | None = None, stop: bool | None = None, template_form: str = "",
+         asked: bool | None = None, asked_label: str = "") -> dict:  # fmt: skip
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
@@ -114,23 +124,39 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
         started = time.perf_counter()
         if grounded:
             built = booth.grounding_build(history=[{"role": "user", "content": question["q"]}], k=k, example=example,
-                                          form=form or booth.PROMPT_FORM)  # fmt: skip
+                                          form=form or booth.PROMPT_FORM,
+                                          bias=booth.PROMPT_BIAS if bias is None else bias,
+                                          bias_tokens=bias_tokens or booth.PROMPT_BIAS_TOKENS,
+                                          bias_end=booth.PROMPT_BIAS_END if bias_end is None else bias_end,
+                                          template=booth.PROMPT_TEMPLATE if template is None else template,
+                                          stop_at_blank_line=booth.PROMPT_STOP_AT_BLANK_LINE if stop is None
+                                          else stop,
+                                          template_form=template_form or booth.PROMPT_TEMPLATE_FORM,
+                                          asked_fact=booth.PROMPT_ASKED_FACT if asked is None else asked,
+                                          asked_label=asked_label or booth.PROMPT_ASKED_LABEL)  # fmt: skip
             overhead_ms.append((time.perf_counter() - started) * 1000)
-            text = (_answer(engine, built.messages, max_new_tokens) if built.relevant
-                    else booth.unknown_answer(language=built.language))  # fmt: skip
+            biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode,
+                                      end_id=engine.tokenizer.eos_id)  # fmt: skip
+            start = built.answer_start
+            generated = (_answer(engine, built.messages, max_new_tokens, biased, start) if built.relevant
+                         else booth.unknown_answer(language=built.language))  # fmt: skip
+            if built.stop_at_blank_line:  # as the worker's stop sequence cuts it
+                generated = generated.split(booth.ANSWER_END)[0].strip()
+            text = f"{start} {generated}".strip() if start and built.relevant else generated
             cards = booth.source_cards(grounding=built, reply_text=text)
             unsupported = booth.figures_unsupported(grounding=built, reply_text=text)
             shown = " ".join(f"{card.title} {card.fact}" for card in cards)
             relevant = built.relevant
         else:
-            text = _answer(engine, [{"role": "user", "content": question["q"]}], max_new_tokens)
+            text = generated = _answer(engine, [{"role": "user", "content": question["q"]}], max_new_tokens)
             from demo_engine.booth.figures import figures_in
 
             cards, unsupported, shown, relevant = [], [f.text for f in figures_in(text)], "", True
         from demo_engine.booth.figures import figures_in
 
         row = {"q": question["q"], "lang": question["lang"], "text": text, "expect": question["expect"],
-               "in_text": _states(text, question["expect"]), "in_text_or_sources": _states(f"{text} {shown}",
+               "in_text": _states(text, question["expect"]), "in_generated": _states(generated, question["expect"]),
+               "in_text_or_sources": _states(f"{text} {shown}",
                question["expect"]), "figures": len(figures_in(text)), "not_found": len(unsupported),
                "unsupported": unsupported, "sources": [card.title for card in cards], "relevant": relevant,
                "answerable": bool(question["record"])}  # fmt: skip
@@ -143,6 +169,7 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
     figures_total = sum(row["figures"] for row in rows)
     return {
         "facts_in_text": sum(row["in_text"] for row in answerable) / len(answerable),
+        "facts_in_generated": sum(row["in_generated"] for row in answerable) / len(answerable),
         "facts_in_text_or_sources": sum(row["in_text_or_sources"] for row in answerable) / len(answerable),
         "figures": figures_total,
         "figures_not_found": sum(row["not_found"] for row in rows),
@@ -210,13 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         result["runs"] = {}
         chosen = [name.strip() for name in args.runs.split(",") if name.strip()]
         if chosen:
-            runs = {name: options for name, options in runs.items() if name in chosen}
+            runs = {name: runs.get(name) or _variant(name, booth) for name in chosen}
         for name, options in ({} if args.retrieval_only else runs).items():
             if args.show:
                 print(f"{name}:", file=sys.stderr)
             run = result["runs"][name] = _run(engine, questions, max_new_tokens=args.max_new_tokens, show=args.show,
                                               **options)  # fmt: skip
-            print(f"{name}: facts in text {_pct(run['facts_in_text'])}, in text or sources "
+            print(f"{name}: facts in text {_pct(run['facts_in_text'])} (in the model's own words "
+                  f"{_pct(run['facts_in_generated'])}), in text or sources "
                   f"{_pct(run['facts_in_text_or_sources'])}, figures not found {run['figures_not_found']}/"
                   f"{run['figures']}", file=sys.stderr, flush=True)  # fmt: skip
         if not args.no_scale:
@@ -226,6 +254,44 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _print(result)
     return 0
+
+
+def _variant(name: str, booth) -> dict:
+    """A grounded run from its name, one change per word from the defaults: "grounded k=1 text +example bias=2.5
+    words +end template stop" (k passages; form facts|text|turn; a worked example; a logit bias toward the
+    passages' tokens: all, content or words, and the end token too; the answer's start written by the site; the
+    answer cut at its first blank line; the asked fact repeated before the question, "=short" introduced as "In
+    short,"; "-stop" and "-asked" turn those defaults off)."""
+    words = name.split()
+    if not words or words[0] != "grounded":
+        raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
+    options = dict(grounded=True, k=booth.PROMPT_PASSAGES, example=booth.PROMPT_EXAMPLE, form=booth.PROMPT_FORM)
+    for word in words[1:]:
+        if word.startswith("k="):
+            options["k"] = int(word[2:])
+        elif word in ("facts", "text", "turn"):
+            options["form"] = word
+        elif word == "+example":
+            options["example"] = True
+        elif word.startswith("bias="):
+            options["bias"] = float(word[5:])
+        elif word in ("all", "content", "words"):
+            options["bias_tokens"] = word
+        elif word == "+end":
+            options["bias_end"] = True
+        elif word in ("template", "template=lead", "template=label"):
+            options["template"] = True
+            options["template_form"] = word.partition("=")[2] or booth.PROMPT_TEMPLATE_FORM
+        elif word in ("stop", "-stop"):
+            options["stop"] = word == "stop"
+        elif word == "-asked":
+            options["asked"] = False
+        elif word in ("asked", "asked=label", "asked=short", "asked=answer"):  # "asked" alone: the default wording
+            options["asked"] = True
+            options["asked_label"] = word.partition("=")[2] or booth.PROMPT_ASKED_LABEL
+        else:
+            raise SystemExit(f"unknown option {word!r} in run {name!r}")
+    return options
 
 
 def _pct(value: float | None) -> str:
@@ -239,11 +305,12 @@ def _print(result: dict) -> None:
     print(f"retrieval: recall@3 {_pct(retrieval['recall_at_3'])}, p50 {retrieval['retrieval_ms_p50']:.1f} ms, "
           f"p95 {retrieval['retrieval_ms_p95']:.1f} ms (CPU p95 {retrieval['retrieval_cpu_ms_p95']:.1f} ms, "
           f"load average {retrieval['load_average']:.1f})")  # fmt: skip
-    print(f"{'run':<26} {'facts in text':>14} {'text or sources':>16} {'figures':>8} {'not found':>10} "
-          f"{'off-topic: I don’t know':>24} {'prompt p95':>11}")  # fmt: skip
+    print(f"{'run':<26} {'facts in text':>14} {'model’s own':>12} {'text or sources':>16} {'figures':>8} "
+          f"{'not found':>10} {'off-topic: I don’t know':>24} {'prompt p95':>11}")  # fmt: skip
     for name, run in result["runs"].items():
         building = run["prompt_building_ms_p95"]
-        print(f"{name:<26} {_pct(run['facts_in_text']):>14} {_pct(run['facts_in_text_or_sources']):>16} "
+        print(f"{name:<26} {_pct(run['facts_in_text']):>14} {_pct(run['facts_in_generated']):>12} "
+              f"{_pct(run['facts_in_text_or_sources']):>16} "
               f"{run['figures']:>8} {run['figures_not_found']:>4} ({_pct(run['figures_not_found_share'])}) "
               f"{_pct(run['off_topic_said_unknown']):>24} "
               f"{'–' if building is None else f'{building:.1f} ms':>11}")  # fmt: skip

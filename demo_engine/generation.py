@@ -90,6 +90,7 @@ def sampling_params(
     repetition_penalty: float = 1.0,
     frequency_penalty: float = 0.0,
     presence_penalty: float = 0.0,
+    logit_bias: dict[int, float] | None = None,
 ):
     """The engine's sampling for a reply: exactly what the reply was saved with, nothing added (the chat page stores
     its site penalty in the reply; an API reply has what the client sent, so `temperature: 0` is the argmax)."""
@@ -101,6 +102,7 @@ def sampling_params(
         repetition_penalty=repetition_penalty,
         frequency_penalty=frequency_penalty,
         presence_penalty=presence_penalty,
+        logit_bias=dict(logit_bias or {}),
         seed=seed,
         max_new_tokens=max_new_tokens,
     )
@@ -126,7 +128,7 @@ class _ReplyWriter:
     def use_stop_sequences(self, stop_sequences: list[str]) -> None:
         self.stop_sequences = [stop for stop in stop_sequences if stop]
         # A stop sequence can only be recognised once whole: hold back one character less than the longest.
-        self.hold_back = max((len(stop) for stop in self.stop_sequences), default=1) - 1
+        self.hold_back = max(self.hold_back, max((len(stop) for stop in self.stop_sequences), default=1) - 1)
 
     def use_filter(self, reply_filter: moderation.ReplyFilter) -> None:
         if reply_filter.pattern is not None:
@@ -174,6 +176,13 @@ class _ReplyWriter:
             self.sent = end
 
 
+def _cut_by_filter(reply: Message, writer: _ReplyWriter, stats) -> ReplyOutcome:
+    moderation.conversation_flag(conversation=reply.conversation,
+                                 reason=f"Reply {reply.id} cut at {writer.filter.found!r}")  # fmt: skip
+    return ReplyOutcome(Message.Status.STOPPED, moderation.REPLY_CUT_REASON, moderation.REPLY_CUT_CODE, stats,
+                        "cancelled")  # fmt: skip
+
+
 def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
     messages = selectors.prompt_messages(reply=reply)
     if reply.grounded:  # the booth assistant: the prompt from the published content, its sources sent first
@@ -183,18 +192,35 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
         if not writer.grounding.relevant:  # nothing published is relevant: the site says so, the model is not asked
             writer.add(booth_grounding.unknown_answer(language=writer.grounding.language))
             writer.flush(tokens=0, final=True)
+            if writer.cut_by_filter:  # staff blocked a word of the site's own answer: cut and flagged like a reply
+                return _cut_by_filter(reply, writer, stats=None)
             return ReplyOutcome(Message.Status.DONE, finish_reason="stop")
         messages = writer.grounding.messages
+        if writer.grounding.stop_at_blank_line:
+            writer.use_stop_sequences([*writer.stop_sequences, booth_grounding.ANSWER_END])
     plan = engine.render_chat(messages, max_new_tokens=reply.max_new_tokens)
     if plan.truncated_last_turn and reply.origin == Message.Origin.API:
         reason = f"The prompt does not fit in the model's context of {engine.config.max_context} tokens."
         return ReplyOutcome(Message.Status.FAILED, reason, "prompt_too_long")
+    # The client's own logit_bias (API), then, for the booth assistant, its bias toward the passages' tokens.
+    logit_bias = {int(token): float(bias) for token, bias in (reply.logit_bias or {}).items()}
+    start = ""
+    if writer.grounding is not None and (writer.grounding.bias or writer.grounding.answer_start):
+        tokenizer = engine.tokenizer
+        grounding_bias = booth_grounding.logit_bias(grounding=writer.grounding, encode=tokenizer.encode,
+                                                    decode=tokenizer.decode, end_id=tokenizer.eos_id)  # fmt: skip
+        logit_bias = {**grounding_bias, **logit_bias}
+        start = writer.grounding.answer_start
     params = sampling_params(temperature=reply.temperature, top_p=reply.top_p, seed=reply.seed,
                              max_new_tokens=reply.max_new_tokens, repetition_penalty=reply.repetition_penalty,
-                             frequency_penalty=reply.frequency_penalty,
-                             presence_penalty=reply.presence_penalty)  # fmt: skip
+                             frequency_penalty=reply.frequency_penalty, presence_penalty=reply.presence_penalty,
+                             logit_bias=logit_bias)  # fmt: skip
+    prompt_ids = plan.token_ids
+    if start:  # the answer's first words, written by the site: the model completes them
+        prompt_ids = prompt_ids + engine.tokenizer.encode(start)
+        writer.add(start)
     events: queue.Queue = queue.Queue()
-    handle = engine.submit(plan.token_ids, params, events.put)
+    handle = engine.submit(prompt_ids, params, events.put)
     deadline = time.monotonic() + settings.CHAT_GENERATION_TIME_LIMIT_S
     tokens = 0
     last_flush = 0.0
@@ -233,10 +259,7 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
         raise
     stats = _stats(final, plan.dropped_turns)
     if writer.cut_by_filter:
-        moderation.conversation_flag(conversation=reply.conversation,
-                                     reason=f"Reply {reply.id} cut at {writer.filter.found!r}")  # fmt: skip
-        return ReplyOutcome(Message.Status.STOPPED, moderation.REPLY_CUT_REASON, moderation.REPLY_CUT_CODE, stats,
-                            "cancelled")  # fmt: skip
+        return _cut_by_filter(reply, writer, stats)
     if writer.stopped_by_sequence:
         return ReplyOutcome(Message.Status.DONE, stats=stats, finish_reason="stop")
     if final.finish_reason == "cancelled":

@@ -90,6 +90,8 @@ class Message(models.Model):
     repetition_penalty = models.FloatField(default=1.0)
     frequency_penalty = models.FloatField(default=0.0)
     presence_penalty = models.FloatField(default=0.0)
+    # OpenAI's logit_bias as the API client sent it: token id (a string, as in JSON) -> a number from -100 to 100.
+    logit_bias = models.JSONField(default=dict, blank=True)
     # Generation ends (finish reason "stop") before the first of these strings; the string itself is not kept.
     stop_sequences = models.JSONField(default=list, blank=True)
     # The booth assistant (demo_engine.booth): answered from the published content, with the sources shown under

@@ -79,6 +79,7 @@ def _completion_save(*, api_key: ApiKey, completion: CompletionRequest) -> Messa
         top_p=completion.top_p,
         frequency_penalty=completion.frequency_penalty,
         presence_penalty=completion.presence_penalty,
+        logit_bias=completion.logit_bias,
         max_new_tokens=completion.max_new_tokens,
         stop_sequences=completion.stop,
         grounded=completion.grounded,

@@ -67,11 +67,33 @@ class CompletionRequest:
     include_usage: bool = False
     frequency_penalty: float = 0.0  # OpenAI's definitions, -2..2; 0 (the default) leaves the logits untouched
     presence_penalty: float = 0.0
+    logit_bias: dict[str, float] = field(default_factory=dict)  # OpenAI's: token id (as a string) -> -100..100
     model: str = MODEL_ID
 
     @property
     def grounded(self) -> bool:
         return self.model == BOOTH_MODEL_ID
+
+
+MAX_LOGIT_BIAS_ENTRIES = 300  # OpenAI's own limit on how many tokens one request may bias
+
+
+def _logit_bias(value: Any) -> dict[str, float]:
+    """OpenAI's `logit_bias`: an object from token ids (strings of digits) to numbers from -100 to 100."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid("logit_bias", "'logit_bias' must be an object mapping token ids to numbers from -100 to 100.")
+    if len(value) > MAX_LOGIT_BIAS_ENTRIES:
+        raise invalid("logit_bias", f"'logit_bias' may bias at most {MAX_LOGIT_BIAS_ENTRIES} tokens.")
+    bias = {}
+    for token, number in value.items():
+        if not (isinstance(token, str) and token.isascii() and token.isdigit() and len(token) <= 9):
+            raise invalid("logit_bias", f"'logit_bias' keys must be token ids (digits), not {token[:20]!r}.")
+        if not _is_number(number) or not -100 <= number <= 100:
+            raise invalid("logit_bias", f"'logit_bias' values must be numbers from -100 to 100 (token {token}).")
+        bias[str(int(token))] = float(number)
+    return bias
 
 
 def _is_number(value: Any) -> bool:
@@ -176,6 +198,7 @@ def parse_completion_request(raw: bytes, *, max_new_tokens_cap: int) -> Completi
         if not _is_number(value) or not -2 <= value <= 2:
             raise invalid(name, f"'{name}' must be a number from -2 to 2.")
         penalties[name] = float(value)
+    logit_bias = _logit_bias(body.get("logit_bias"))
     seed = body.get("seed")
     if seed is None:
         seed = random.randrange(2**31)
@@ -203,6 +226,7 @@ def parse_completion_request(raw: bytes, *, max_new_tokens_cap: int) -> Completi
         stream=stream,
         include_usage=include_usage,
         model=model,
+        logit_bias=logit_bias,
         **penalties,
     )
 

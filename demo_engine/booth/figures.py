@@ -4,6 +4,13 @@ A 135M model moves figures around (a 09:30 pitch became 11:30 in a measurement, 
 landed in a wrong reply), so the site checks each figure the model wrote against the texts of the sources shown
 under it; a figure found in none is marked on the page and counted on the saved reply. Matching is on values, not
 spellings: "$5.6 million" matches "$5,576,000 (about $5.6M)", "9:30" matches "09:30", "B112" matches "B-112".
+
+A number is also checked with what it counts: when the word after it in the reply is one the sources count things
+in ("70,000 start-ups", and a source has "3,000 start-ups"), a source must give the same value with that word among
+the few after it, in the same fact ("70,000 m² of exhibition space" does not; "2,000 H800 GPUs" does for "2,000
+GPUs"). A right number copied from the wrong fact of a right source is marked like an invented one. A word the
+sources never count in ("800 entreprises" against English sources, "1,000 visitors") leaves the value check alone:
+the rule cannot tell a translation from a mistake.
 """
 
 from __future__ import annotations
@@ -33,6 +40,54 @@ _DATE = re.compile(
     rf"\b(\d{{1,2}})(?:\s*[–-]\s*(\d{{1,2}}))?\s+({_MONTH})\b|\b({_MONTH})\s+(\d{{1,2}})\b|(\d{{1,2}})月(\d{{1,2}})日",
     re.IGNORECASE,
 )
+
+
+# Words after a number that say nothing about what it counts ("26 in", "5.6 million to train"): the value alone is
+# checked then. English and French; Chinese units are not words here, so a Chinese reply's numbers keep the value
+# check only.
+_LINKING_WORDS = frozenset((
+    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "for", "from", "by", "with", "is", "are",
+    "was", "were", "be", "it", "its", "this", "that", "as", "which", "who", "than", "more", "about", "over",
+    "under", "each", "per", "most", "some", "all", "de", "du", "des", "le", "la", "les", "et", "en", "à", "au",
+    "aux", "un", "une", "est", "sont", "pour", "par", "sur", "dans", "plus", "environ"
+))  # fmt: skip
+_WORD = re.compile(r"[A-Za-zÀ-ÿ²][A-Za-zÀ-ÿ²0-9'-]*")
+_UNIT_SPELLINGS = {"m²": "square", "m2": "square", "sqm": "square", "mètres": "square", "metres": "square",
+                   "meters": "square", "gpus": "gpu", "gpu-hours": "gpu", "heures": "hour",
+                   "hours": "hour"}  # fmt: skip
+_FACT_END = re.compile(r"[;\n(]|[.,:](?:\s|$)")
+_WORDS_AFTER = 3  # how many words after a source's number may name what it counts ("2,000 H800 SXM GPUs")
+
+
+def _word_stem(word: str) -> str:
+    """A word as compared after a number: lower case, a few unit spellings made one, plural and ending cut."""
+    lowered = word.lower().strip("'-")
+    lowered = _UNIT_SPELLINGS.get(lowered, lowered)
+    if len(lowered) > 3 and lowered.endswith("s"):
+        lowered = lowered[:-1]
+    return lowered[:5]
+
+
+def _counted_word(text: str, end: int) -> str | None:
+    """The word right after a number in a reply when it names what the number counts, else None."""
+    match = _WORD.match(text, end + len(text[end:]) - len(text[end:].lstrip(" \u00a0")))
+    if match is None or match.group().lower() in _LINKING_WORDS:
+        return None
+    return _word_stem(match.group())
+
+
+def _counted_words(text: str) -> list[tuple[set[float], set[str]]]:
+    """For every number in a source: its values, and the stems of the few words after it."""
+    found = []
+    for match in _NUMBER.finditer(text):
+        after = _FACT_END.split(text[match.end() : match.end() + 80], maxsplit=1)[0]  # this fact only
+        words = _WORD.findall(after)[:_WORDS_AFTER]
+        found.append((_values(match.group()), {_word_stem(word) for word in words}))
+    return found
+
+
+def _is_year(values: set[float]) -> bool:
+    return len(values) == 1 and all(v.is_integer() and 1900 <= v <= 2100 for v in values)
 
 
 @dataclass(frozen=True)
@@ -108,6 +163,8 @@ def unsupported_figures(text: str, source_texts: list[str]) -> list[str]:
     """The figures of `text` found in none of `source_texts`, as written, each once, in order."""
     sources = " \n ".join(source_texts)
     codes, times, values, dates = _codes(sources), _times(sources), _values(sources), _dates(sources)
+    counted = _counted_words(sources)
+    counting_words = {word for _values_after, words in counted for word in words}
     missing: list[str] = []
     for figure in figures_in(text):
         written = figure.text.strip()
@@ -121,6 +178,12 @@ def unsupported_figures(text: str, source_texts: list[str]) -> list[str]:
             ok = all(_close(value, values) for value in _values(written) if value not in (0, 1))
             # "1" and "0" are words more than figures ("1 booth"); a value also counts when any reading of it matches
             ok = ok or any(_close(value, values) for value in _values(written) if value >= 1000)
+            word = _counted_word(text, figure.end)
+            written_values = {value for value in _values(written) if value not in (0, 1)}
+            if ok and word in counting_words and written_values and not _is_year(written_values):
+                # The value is in a source: it must also count the same thing there.
+                ok = any(word in words and any(_close(value, known_values) for value in written_values)
+                         for known_values, words in counted)  # fmt: skip
         if not ok and written not in missing:
             missing.append(written)
     return missing

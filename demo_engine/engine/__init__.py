@@ -32,9 +32,10 @@ Public API (exact signatures):
   on_event: Callable[[EngineEvent], None] | None = None) -> tuple[str, RequestStats]`
 - `Engine.live_figures() -> dict[str, float | int]`; `Engine.backend -> str`
 - `SamplingParams(temperature=0.7, top_k=50, top_p=0.95, repetition_penalty=1.0, frequency_penalty=0.0,
-  presence_penalty=0.0, seed=None, max_new_tokens=256, greedy=False, ignore_eos=False)`; greedy when `greedy` or
-  `temperature == 0`: the argmax of the model's logits (penalties apply only when set: repetition as transformers,
-  frequency and presence as OpenAI, -2 to 2).
+  presence_penalty=0.0, seed=None, max_new_tokens=256, greedy=False, ignore_eos=False, logit_bias={})`; greedy when
+  `greedy` or `temperature == 0`: the argmax of the model's logits (penalties and bias apply only when set:
+  repetition as transformers, frequency and presence as OpenAI, -2 to 2, `logit_bias` as OpenAI, token id -> a
+  number from -100 to 100 added to its logit).
 - `EngineEvent(request_id, text, token_count, final, finish_reason, error, stats)`: deltas have `final=False`
   and text that never splits a UTF-8 character; exactly one final event per request, with `finish_reason` in
   "stop" | "length" | "cancelled" | "error", `error` (message or None) and `stats`.

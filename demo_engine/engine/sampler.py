@@ -1,9 +1,11 @@
-"""Choosing the next token from logits: penalties (only when asked for), then greedy / temperature / top-k / top-p.
+"""Choosing the next token from logits: penalties and a logit bias (only when asked for), then greedy / temperature /
+top-k / top-p.
 
 A chain of small functions in the spirit of vLLM's sampler. With the defaults nothing touches the logits, so greedy
 (or temperature 0) is the argmax of the model's own logits. Penalties are opt-in and follow their sources:
 `repetition_penalty` as transformers (prompt and reply), `frequency_penalty` and `presence_penalty` as OpenAI
-defines them (tokens generated so far in this reply). The random draw is the caller's: each request
+defines them (tokens generated so far in this reply), `logit_bias` as OpenAI's (a number added to a token's logit
+at every step, -100..100). The random draw is the caller's: each request
 owns a seeded `torch.Generator`, so a request's sampled reply does not depend on what else is in the batch,
 and the Triton and reference samplers (behind `kernels.dispatch.sample`) agree on the same draw.
 Knows nothing about text or the model.
@@ -11,7 +13,7 @@ Knows nothing about text or the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -35,6 +37,7 @@ class SamplingParams:
     max_new_tokens: int = 256
     greedy: bool = False
     ignore_eos: bool = False  # benchmarks: run to max_new_tokens even past <|im_end|>
+    logit_bias: dict[int, float] = field(default_factory=dict)  # OpenAI's: token id -> added to its logit (-100..100)
 
     @property
     def is_greedy(self) -> bool:
@@ -49,6 +52,11 @@ class SamplingParams:
             raise ValueError(f"invalid sampling parameters: {self}")
         if not (-2 <= self.frequency_penalty <= 2 and -2 <= self.presence_penalty <= 2):
             raise ValueError("frequency_penalty and presence_penalty must be from -2 to 2")
+        for token, bias in self.logit_bias.items():
+            if not isinstance(token, int) or token < 0:
+                raise ValueError(f"logit_bias: {token!r} is not a token id")
+            if not -100 <= bias <= 100:
+                raise ValueError("logit_bias values must be from -100 to 100")
 
     @property
     def penalises_repeats(self) -> bool:
@@ -83,6 +91,24 @@ def apply_frequency_presence_penalties(
         ids = torch.tensor(list(row_counts.keys()), dtype=torch.int64, device=logits.device)  # (n,)
         times = torch.tensor(list(row_counts.values()), dtype=logits.dtype, device=logits.device)  # (n,)
         logits[row].index_add_(0, ids, -(times * p.frequency_penalty + p.presence_penalty))
+
+
+def apply_logit_bias(logits: torch.Tensor, params: list[SamplingParams]) -> None:
+    """In place, as OpenAI defines it: logit[j] += logit_bias[j] for every token j a row's params bias.
+
+    logits: (B, V) fp32. Ids past the vocabulary are ignored (the engine's vocabulary may be smaller than a
+    client thinks).
+    """
+    vocab = logits.shape[-1]
+    for row, p in enumerate(params):
+        if not p.logit_bias:
+            continue
+        pairs = [(token, bias) for token, bias in p.logit_bias.items() if token < vocab]
+        if not pairs:
+            continue
+        ids = torch.tensor([token for token, _ in pairs], dtype=torch.int64, device=logits.device)  # (n,)
+        biases = torch.tensor([bias for _, bias in pairs], dtype=logits.dtype, device=logits.device)  # (n,)
+        logits[row].index_add_(0, ids, biases)
 
 
 def draw_uniform(generators: list[torch.Generator | None]) -> torch.Tensor:

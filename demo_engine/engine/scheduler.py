@@ -31,6 +31,7 @@ from demo_engine.engine.model import LlamaModel
 from demo_engine.engine.sampler import (
     SamplingParams,
     apply_frequency_presence_penalties,
+    apply_logit_bias,
     apply_repetition_penalty,
     sample_next_tokens,
 )
@@ -361,6 +362,8 @@ class Scheduler:
             apply_repetition_penalty(logits, [r.seen for r in batch], [r.params.repetition_penalty for r in batch])
         if any(r.counts for r in batch):
             apply_frequency_presence_penalties(logits, [r.counts for r in batch], [r.params for r in batch])
+        if any(r.params.logit_bias for r in batch):
+            apply_logit_bias(logits, [r.params for r in batch])
         next_ids = sample_next_tokens(logits, [r.params for r in batch], [r.generator for r in batch]).tolist()
         now = time.perf_counter()
         with self._lock:

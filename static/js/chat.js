@@ -1,7 +1,7 @@
 /* The chat page: speaks the /ws/chat/ protocol (see README, "The chat socket").
  * The server is the source of truth: every `hello` rebuilds the conversation, and a reply in flight is replayed
  * from its first frame, so a reload or a reconnect shows it whole, in order, and nothing twice.
- * Model output is rendered as markdown with raw HTML off, links and images disabled, then sanitised by DOMPurify.
+ * A reply's markdown, source cards, marked figures and frame order are reply_view.js's, shared with the kiosk.
  */
 (function () {
   "use strict";
@@ -19,22 +19,14 @@
   // The booth's assistant (answers from the published content, with sources) unless the visitor unticks it.
   const options = () => ({ grounded: groundedBox.checked });
 
-  const md = window.markdownit({
-    html: false,
-    linkify: false,
-    highlight: function (code, lang) {
-      if (lang && window.hljs && window.hljs.getLanguage(lang)) {
-        try { return window.hljs.highlight(code, { language: lang, ignoreIllegals: true }).value; } catch (e) { /* plain */ }
-      }
-      return "";
-    },
+  const renderMarkdown = window.ReplyView.markdownRenderer(function (code, lang) {
+    if (lang && window.hljs && window.hljs.getLanguage(lang)) {
+      try { return window.hljs.highlight(code, { language: lang, ignoreIllegals: true }).value; } catch (e) { /* plain */ }
+    }
+    return "";
   });
-  md.disable(["link", "image", "autolink"]);
-  const PURIFY = { FORBID_TAGS: ["img", "a", "style", "form", "input", "iframe", "svg", "math"], FORBID_ATTR: ["style"] };
-
-  function renderMarkdown(text) {
-    return window.DOMPurify.sanitize(md.render(text), PURIFY);
-  }
+  const view = { label: label, links: true, langPrefix: langPrefix, directoryUrl: root.dataset.directoryUrl,
+    compareUrl: root.dataset.compareUrl };
 
   const replies = new Map(); // message id -> {el, text, seq, status}
   let socket = null;
@@ -77,104 +69,16 @@
     li.innerHTML = '<div class="body"></div><div class="sources-box"></div>' +
       '<div class="meta"><span class="state"></span><span class="stats"></span></div>';
     list.appendChild(li);
-    const reply = { el: li, text: message.content || "", seq: 0, status: message.status, sources: null };
+    const reply = { el: li, text: message.content || "", seq: 0, status: message.status,
+      sources: window.ReplyView.savedSources(message) };
     replies.set(message.id, reply);
-    if (message.grounded && message.status !== "queued" && message.status !== "streaming") {
-      reply.sources = { sources: message.sources || [], unsupported_figures: message.unsupported_figures || [],
-        checked: true, found: (message.sources || []).length > 0 };
-    }
     paint(reply);
     setState(reply, message.status, message.failure_reason, message.stats);
     return reply;
   }
 
   function paint(reply) {
-    const body = reply.el.querySelector(".body");
-    body.innerHTML = renderMarkdown(reply.text);
-    reply.el.dataset.length = String(reply.text.length);
-    if (reply.sources && reply.sources.checked) markFigures(body, reply.sources.unsupported_figures || []);
-    paintSources(reply);
-  }
-
-  // Wraps each figure the server found in none of the reply's sources in <mark class="not-found">.
-  function markFigures(body, figures) {
-    if (!figures.length) return;
-    const walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT);
-    const nodes = [];
-    while (walker.nextNode()) nodes.push(walker.currentNode);
-    nodes.forEach((node) => {
-      let rest = node.nodeValue;
-      const parts = [];
-      for (;;) {
-        let best = -1, figure = "";
-        figures.forEach((f) => { const at = rest.indexOf(f); if (at !== -1 && (best === -1 || at < best)) { best = at; figure = f; } });
-        if (best === -1) break;
-        parts.push(document.createTextNode(rest.slice(0, best)));
-        const mark = document.createElement("mark");
-        mark.className = "not-found";
-        mark.title = label("notFound");
-        mark.textContent = figure;
-        const hint = document.createElement("span");
-        hint.className = "visually-hidden";
-        hint.textContent = " (" + label("notFound") + ")";
-        mark.appendChild(hint);
-        parts.push(mark);
-        rest = rest.slice(best + figure.length);
-      }
-      if (!parts.length) return;
-      parts.push(document.createTextNode(rest));
-      node.replaceWith(...parts);
-    });
-  }
-
-  function link(href, text) {
-    const a = document.createElement("a");
-    a.href = href;
-    a.textContent = text;
-    return a;
-  }
-
-  // Source cards under a booth-assistant reply: title (a link to the record's page), the fact used.
-  function paintSources(reply) {
-    const box = reply.el.querySelector(".sources-box");
-    box.textContent = "";
-    const info = reply.sources;
-    if (!info) return;
-    if (!info.found) {
-      const p = document.createElement("p");
-      p.className = "nothing-found";
-      p.append(label("nothingFound") + " ", link(root.dataset.directoryUrl, label("directory")), ", ",
-        link(root.dataset.compareUrl, label("compare")), ".");
-      box.appendChild(p);
-      return;
-    }
-    if (!info.sources.length) return;
-    const heading = document.createElement("p");
-    heading.className = "sources-heading";
-    heading.textContent = label("sources");
-    const cards = document.createElement("ul");
-    cards.className = "sources";
-    info.sources.forEach((source) => {
-      const li = document.createElement("li");
-      li.className = "source-card";
-      li.dataset.kind = source.kind;
-      li.appendChild(link(langPrefix + source.url, source.title));
-      if (source.fact) {
-        const fact = document.createElement("span");
-        fact.className = "fact";
-        fact.textContent = source.fact;
-        li.appendChild(fact);
-      }
-      cards.appendChild(li);
-    });
-    box.append(heading, cards);
-    const missing = (info.unsupported_figures || []).length;
-    if (info.checked && missing) {
-      const note = document.createElement("p");
-      note.className = "figures-note";
-      note.textContent = missing + " " + label("figuresNotFound");
-      box.appendChild(note);
-    }
+    window.ReplyView.paint(reply, renderMarkdown, view);
   }
 
   function setState(reply, status, reason, stats, position) {
@@ -209,6 +113,11 @@
     last.querySelector(".meta").appendChild(button);
   }
 
+  // Every frame of a reply after `afterSeq` again (a gap in what arrived).
+  function resume(messageId) {
+    return (afterSeq) => send({ type: "resume", message_id: messageId, after_seq: afterSeq });
+  }
+
   function onFrame(frame) {
     switch (frame.type) {
       case "hello":
@@ -240,12 +149,7 @@
       }
       case "delta": {
         const reply = replies.get(frame.message_id);
-        if (!reply || frame.seq <= reply.seq) break; // already shown
-        if (frame.seq !== reply.seq + 1) { // a gap: ask for everything after what we have
-          send({ type: "resume", message_id: frame.message_id, after_seq: reply.seq });
-          break;
-        }
-        reply.seq = frame.seq;
+        if (!reply || !window.ReplyView.accept(reply, frame, resume(frame.message_id))) break;
         reply.text += frame.text;
         paint(reply);
         if (reply.status !== "streaming") setState(reply, "streaming");
@@ -253,12 +157,7 @@
       }
       case "sources": {
         const reply = replies.get(frame.message_id);
-        if (!reply || frame.seq <= reply.seq) break;
-        if (frame.seq !== reply.seq + 1) {
-          send({ type: "resume", message_id: frame.message_id, after_seq: reply.seq });
-          break;
-        }
-        reply.seq = frame.seq;
+        if (!reply || !window.ReplyView.accept(reply, frame, resume(frame.message_id))) break;
         reply.sources = frame;
         paint(reply);
         break;

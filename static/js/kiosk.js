@@ -6,7 +6,9 @@
  *   key brings the chat back at once (a touched question is sent);
  * - "continue on your phone": a QR code for a single-use link, drawn by the server; once a phone has used it,
  *   the screen starts over.
- * Model output is rendered as markdown with raw HTML, links and images off, then sanitised by DOMPurify.
+ * It asks the booth assistant (`grounded`): answers from what the booth published, with source cards (no links: nothing
+ * on the screen leads off the booth's pages) and figures not found in the sources marked. A reply's markdown, cards,
+ * marks and frame order are reply_view.js's, shared with the chat page.
  */
 (function () {
   "use strict";
@@ -25,12 +27,11 @@
   const slideMs = Number(root.dataset.slideMs) || 12000;
   const qrOn = root.dataset.qr === "on";
 
-  const md = window.markdownit({ html: false, linkify: false });
-  md.disable(["link", "image", "autolink"]);
-  const PURIFY = { FORBID_TAGS: ["img", "a", "style", "form", "input", "iframe", "svg", "math"], FORBID_ATTR: ["style"] };
-  const render = (text) => window.DOMPurify.sanitize(md.render(text), PURIFY);
+  const render = window.ReplyView.markdownRenderer(null);
+  const view = { label: label, links: false };
+  const options = { grounded: true }; // the booth's screen answers from what the booth published
 
-  const replies = new Map(); // message id -> {el, text, seq, status}
+  const replies = new Map(); // message id -> {el, text, seq, status, sources}
   let socket = null;
   let retryMs = 500;
   let inFlight = null;
@@ -62,9 +63,10 @@
     const li = document.createElement("li");
     li.className = "msg assistant";
     li.dataset.id = message.id;
-    li.innerHTML = '<div class="body"></div><div class="meta"><span class="state"></span></div>';
+    li.innerHTML = '<div class="body"></div><div class="sources-box"></div><div class="meta"><span class="state"></span></div>';
     list.appendChild(li);
-    const reply = { el: li, text: message.content || "", seq: 0, status: message.status };
+    const reply = { el: li, text: message.content || "", seq: 0, status: message.status,
+      sources: window.ReplyView.savedSources(message) };
     replies.set(message.id, reply);
     paint(reply);
     setState(reply, message.status, message.failure_reason);
@@ -73,8 +75,7 @@
   }
 
   function paint(reply) {
-    reply.el.querySelector(".body").innerHTML = render(reply.text);
-    reply.el.dataset.length = String(reply.text.length);
+    window.ReplyView.paint(reply, render, view);
     reply.el.scrollIntoView({ block: "end" });
   }
 
@@ -103,6 +104,11 @@
     setBusy();
   }
 
+  // Every frame of a reply after `afterSeq` again (a gap in what arrived).
+  function resume(messageId) {
+    return (afterSeq) => send({ type: "resume", message_id: messageId, after_seq: afterSeq });
+  }
+
   function onFrame(frame) {
     switch (frame.type) {
       case "hello":
@@ -128,12 +134,17 @@
       }
       case "delta": {
         const reply = replies.get(frame.message_id);
-        if (!reply || frame.seq <= reply.seq) break;
-        if (frame.seq !== reply.seq + 1) { send({ type: "resume", message_id: frame.message_id, after_seq: reply.seq }); break; }
-        reply.seq = frame.seq;
+        if (!reply || !window.ReplyView.accept(reply, frame, resume(frame.message_id))) break;
         reply.text += frame.text;
         paint(reply);
         if (reply.status !== "streaming") setState(reply, "streaming");
+        break;
+      }
+      case "sources": {
+        const reply = replies.get(frame.message_id);
+        if (!reply || !window.ReplyView.accept(reply, frame, resume(frame.message_id))) break;
+        reply.sources = frame;
+        paint(reply);
         break;
       }
       case "end": {
@@ -184,7 +195,7 @@
   function sendQuestion(text) {
     text = text.trim();
     if (!text || inFlight) return;
-    if (send({ type: "send", text: text })) prompt.value = "";
+    if (send({ type: "send", text: text, options: options })) prompt.value = "";
   }
 
   // --- a new visitor ---------------------------------------------------------------------------------------------

@@ -128,6 +128,38 @@ def test_a_reply_is_sampled_with_its_own_penalties_and_nothing_else(reply, monke
     assert (chosen.repetition_penalty, chosen.frequency_penalty, chosen.presence_penalty) == (1.2, 0.5, -1.0)
 
 
+def test_a_reply_is_sampled_with_its_own_logit_bias(reply, monkeypatch):
+    """An API reply saved with a logit_bias reaches the engine with exactly that bias (token ids as numbers); a
+    reply without one is sampled without any."""
+    engine = ScriptedEngine(["x"])
+    use_engine(monkeypatch, engine)
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    assert engine.params.logit_bias == {}
+    conversation = Conversation.objects.create(session_key="test-bias")
+    _question, biased = services.chat_message_send(
+        conversation=conversation, text="hello", sampling={"seed": 1, "temperature": 0.0, "max_new_tokens": 8}
+    )
+    Message.objects.filter(id=biased.id).update(logit_bias={"504": -100.0, "7": 2.5})
+    generation.reply_generate(message_id=biased.id, stream_token=biased.stream_token.hex)
+    assert engine.params.logit_bias == {504: -100.0, 7: 2.5}
+
+
+def test_the_sites_own_i_dont_know_is_cut_by_the_content_filter_like_a_reply(reply, monkeypatch):
+    """A booth-assistant reply with nothing relevant is the site's own answer; a blocked word in it is cut there and
+    the reply ends stopped by the filter, its conversation flagged, as a generated reply would."""
+    from demo_engine.models import BlockedPhrase
+
+    BlockedPhrase.objects.create(phrase="exhibitor directory")
+    Message.objects.filter(id=reply.id).update(grounded=True)
+    use_engine(monkeypatch, ScriptedEngine(["never asked"]))
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    reply.refresh_from_db()
+    assert reply.status == "stopped" and "content filter" in reply.failure_reason
+    assert reply.content.startswith("I don't know") and "directory" not in reply.content
+    reply.conversation.refresh_from_db()
+    assert reply.conversation.flagged_at is not None
+
+
 def test_a_reply_is_never_generated_twice(reply, monkeypatch):
     """A second delivery of the same task does nothing: the reply is no longer queued."""
     use_engine(monkeypatch, ScriptedEngine(["once"]))

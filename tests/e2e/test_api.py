@@ -114,6 +114,25 @@ def test_greedy_completion_equals_the_engines_own_output_and_is_counted(live_sta
     assert after["prompt_tokens"] - before["prompt_tokens"] == completion.usage.prompt_tokens
 
 
+def test_logit_bias_steers_a_greedy_completion(live_stack, client):
+    """OpenAI's logit_bias through the official client: -100 on the plain answer's first token makes the greedy
+    answer start otherwise; +100 on one token makes every token of the answer that one."""
+    from demo_engine.engine.gguf_loader import default_gguf_path
+    from demo_engine.engine.tokenizer import ChatTokenizer
+
+    tokenizer = ChatTokenizer.from_gguf(default_gguf_path())
+    question = [{"role": "user", "content": QUESTION}]
+    plain = client.chat.completions.create(model=MODEL, messages=question, max_tokens=6, **GREEDY)
+    first = tokenizer.encode(plain.choices[0].message.content)[0]
+    avoided = client.chat.completions.create(model=MODEL, messages=question, max_tokens=6,
+                                             logit_bias={str(first): -100}, **GREEDY)  # fmt: skip
+    assert not avoided.choices[0].message.content.startswith(tokenizer.decode([first]))
+    forced_id = tokenizer.encode(" Shanghai")[0]
+    forced = client.chat.completions.create(model=MODEL, messages=question, max_tokens=3,
+                                            logit_bias={str(forced_id): 100}, **GREEDY)  # fmt: skip
+    assert forced.choices[0].message.content == tokenizer.decode([forced_id]) * 3
+
+
 @pytest.mark.slow
 def test_streamed_completion_sends_chunks_usage_and_done(live_stack, client, api_key, chat_engine):
     """With stream=true the text arrives as chat.completion.chunk events (openai package), equal to the engine's

@@ -128,6 +128,32 @@ def test_an_off_topic_question_gets_i_dont_know_and_the_directory(site, page):
     assert links == ["/fr/exhibitors/", "/fr/compare/"]
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_kiosk_answers_from_the_content_with_a_source_card(site, browser):
+    """On the booth's screen a question gets the booth assistant's answer: a source card with the record's title and
+    its hall and booth, under a reply that arrived whole (the sources frames counted in the reply's order), and
+    nothing on the card leads off the screen."""
+    from tests.e2e.test_kiosk_browser import ask as kiosk_ask
+    from tests.e2e.test_kiosk_browser import create_kiosk, kiosk_page
+
+    page = kiosk_page(browser, site, create_kiosk(site, "Booth assistant screen"))
+    try:
+        kiosk_ask(page, "Which booth is Huangpu Robotics at?")
+        reply = page.locator(".msg.assistant").first
+        expect(reply).to_have_attribute("data-status", "done", timeout=120_000)
+        card = reply.locator(".source-card").first
+        expect(card).to_contain_text("Huangpu Robotics")
+        expect(card.locator(".fact")).to_contain_text("B-112")
+        assert reply.locator(".source-card a").count() == 0
+        saved = site.manage("shell", "-c", "from demo_engine.models import Message; "
+                            "print(len(Message.objects.filter(role='assistant').latest('id').content))")  # fmt: skip
+        assert reply.get_attribute("data-length") == saved.strip().splitlines()[-1]
+        assert page.console_errors == []
+    finally:
+        page.context.close()
+
+
 def test_booth_assistant_through_the_openai_client(site):
     """`booth-assistant` answers from the content with its sources (absolute links); streamed, they come last."""
     key = re.search(r"sk-waic-[\w-]+", site.manage("create_api_key", "booth-e2e")).group(0)

@@ -153,3 +153,20 @@ def test_a_penalty_outside_openais_range_is_a_400(name, value):
     with pytest.raises(ApiError) as refused:
         parse({"model": MODEL, "messages": HI, name: value})
     assert refused.value.status == 400 and refused.value.param == name
+
+
+def test_logit_bias_is_taken_as_sent_and_off_by_default():
+    """OpenAI's logit_bias (token id strings to numbers from -100 to 100) is honoured; left out, nothing is biased."""
+    assert parse({"model": MODEL, "messages": HI}).logit_bias == {}
+    request = parse({"model": MODEL, "messages": HI, "logit_bias": {"504": -100, "7": 2.5}})
+    assert request.logit_bias == {"504": -100.0, "7": 2.5}
+
+
+@pytest.mark.parametrize(
+    "value", [{"504": 101}, {"504": -100.5}, {"hello": 1}, {"-3": 1}, {"504": "1"}, [504], "504", {"504": True}]
+)
+def test_a_logit_bias_outside_openais_format_is_a_400(value):
+    """A bias outside -100..100, a key that is not a token id, or a value that is not an object is refused."""
+    with pytest.raises(ApiError) as refused:
+        parse({"model": MODEL, "messages": HI, "logit_bias": value})
+    assert refused.value.status == 400 and refused.value.param == "logit_bias"

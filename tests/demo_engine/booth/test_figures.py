@@ -36,3 +36,30 @@ def test_a_day_moved_to_another_month_is_marked():
     assert unsupported_figures("It runs from July 27 to 28 July, 7月26日.", sources) == []
     assert unsupported_figures("It was held on 26 June 2025.", sources) == ["26 June"]
     assert unsupported_figures("Le 30 juillet.", sources) == ["30 juillet"]
+
+
+CONFERENCE = [
+    "WAIC 2025: 26–28 July 2025, Shanghai. 800 companies exhibiting; 70,000 m² of exhibition space; 3,000 start-ups."
+]
+
+
+def test_a_right_number_copied_from_the_wrong_fact_is_marked():
+    """ "70,000 start-ups" is marked although the source has 70,000 (of square metres): a number must count the same
+    thing as in the source."""
+    assert unsupported_figures("WAIC has 70,000 start-ups.", CONFERENCE) == ["70,000"]
+    assert unsupported_figures("There are 800 m² of space.", CONFERENCE) == ["800"]
+
+
+def test_a_number_with_its_own_words_or_none_passes():
+    """The same number with the source's word (in any of its few words after it, plural or not, m² or square
+    metres), or with no word saying what it counts, is not marked."""
+    text = "WAIC 2025 has 800 companies, 800 exhibiting, and 70,000 square metres; it trained on 2,048 GPUs; 800."
+    assert unsupported_figures(text, [*CONFERENCE, SOURCES[2]]) == []
+    assert unsupported_figures("Au total, 800 sur le salon.", CONFERENCE) == []
+
+
+def test_a_word_the_sources_never_count_in_leaves_the_value_check():
+    """A French reply to English sources ("800 entreprises") or another word for the same thing ("800 exhibitors")
+    is not marked for its word: only a word the sources count things in can contradict them."""
+    assert unsupported_figures("Il y a 800 entreprises et 70 000 m².", CONFERENCE) == []
+    assert unsupported_figures("WAIC has 800 exhibitors and 3,000 companies.", CONFERENCE) == ["3,000"]

@@ -66,3 +66,68 @@ def test_a_figure_from_the_conference_adds_the_conference_as_a_source(indexed_de
     cards = grounding.source_cards(grounding=built, reply_text=text)
     assert "conference" in [card.kind for card in cards]
     assert grounding.figures_unsupported(grounding=built, reply_text=text) == []
+
+
+def converse(*questions: str) -> grounding.Grounding:
+    history = []
+    for question in questions:
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": "…"}]
+    return grounding.grounding_build(history=history[:-1])
+
+
+def test_a_follow_up_question_is_answered_from_the_previous_questions_record(indexed_demo):
+    """ "And where is it?" after a question about the LZ-900 gets the LZ-900's booth, in English, French and Chinese;
+    alone it finds nothing of the kind."""
+    assert not any("C-020" in " ".join(p.facts) for p in ask("And where is it?").passages)
+    for first, follow_up in (("Who makes the LZ-900 inference card?", "And where is it?"),
+                             ("Qui fabrique la carte LZ-900 ?", "Et où est-elle ?"),
+                             ("谁生产LZ-900推理卡？", "它在哪里？")):  # fmt: skip
+        built = converse(first, follow_up)
+        assert built.relevant, follow_up
+        assert "booth C-020" in built.messages[-1]["content"].split("Question:")[0], follow_up
+        assert built.messages[-1]["content"].endswith(f"Question: {follow_up}")
+
+
+def test_a_short_new_question_is_searched_alone(indexed_demo):
+    """A question that names its own record ("Where is Bay Devices?") is not mixed with the previous one."""
+    built = converse("Which booth is Huangpu Robotics at?", "Where is Bay Devices?")
+    assert [p.title for p in built.passages][0].startswith("Bay Devices")
+    assert all("Huangpu" not in p.title for p in built.passages)
+
+
+def test_the_answers_start_names_what_is_asked_and_never_a_figure(indexed_demo):
+    """The site writes the answer's first words from the asked fact (the record, what its figure counts), and leaves
+    every figure to the model; without the option it writes nothing."""
+    assert ask("Where is Huangpu Robotics?").answer_start == ""
+    starts = {question: ask(question, template=True, template_form="label").answer_start for question in (
+        "Where is Huangpu Robotics?", "How many GPU-hours did DeepSeek-V3 take to train?",
+        "When does Kernel Forge pitch?", "How many companies exhibit at WAIC 2025?")}  # fmt: skip
+    assert starts == {
+        "Where is Huangpu Robotics?": "Huangpu Robotics: hall",
+        "How many GPU-hours did DeepSeek-V3 take to train?": "DeepSeek-V3 GPU-hours:",
+        "When does Kernel Forge pitch?": "Kernel Forge pitches on",
+        "How many companies exhibit at WAIC 2025?": "WAIC 2025 companies exhibiting:",
+    }
+
+
+def test_the_logit_bias_favours_the_passages_words_and_not_the_common_ones(indexed_demo):
+    """With a bias, each token of the given passages' words gets it (and the end of the reply, when asked), but not
+    "the", punctuation or lone digits; without one, nothing is biased."""
+    from demo_engine.engine.gguf_loader import default_gguf_path
+    from demo_engine.engine.tokenizer import ChatTokenizer
+
+    tokenizer = ChatTokenizer.from_gguf(default_gguf_path())
+
+    def bias_of(**options):
+        built = ask("Where is Huangpu Robotics?", **options)
+        return grounding.logit_bias(grounding=built, encode=tokenizer.encode, decode=tokenizer.decode,
+                                    end_id=tokenizer.eos_id)  # fmt: skip
+
+    assert bias_of() == {}
+    words = bias_of(bias=2.5, bias_tokens="words", bias_end=True)
+    assert all(words.get(token) == 2.5 for token in tokenizer.encode(" Huangpu Robotics"))
+    assert words[tokenizer.eos_id] == 2.5
+    for common in (" the", ",", "1", " 1"):
+        assert all(token not in words for token in tokenizer.encode(common)), common
+    content = bias_of(bias=1.5, bias_tokens="content")
+    assert tokenizer.encode("1")[0] in content and tokenizer.eos_id not in content

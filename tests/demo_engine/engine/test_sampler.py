@@ -8,6 +8,7 @@ import torch
 from demo_engine.engine import SamplingParams
 from demo_engine.engine.sampler import (
     apply_frequency_presence_penalties,
+    apply_logit_bias,
     apply_repetition_penalty,
     sample_next_tokens,
 )
@@ -84,6 +85,38 @@ def test_penalties_outside_openais_range_are_refused():
     for params in (SamplingParams(frequency_penalty=2.5), SamplingParams(presence_penalty=-2.01)):
         with pytest.raises(ValueError):
             params.validate()
+
+
+def test_logit_bias_adds_to_each_rows_own_tokens():
+    """logit += bias for the tokens a row biases, as OpenAI defines logit_bias; other rows and tokens are untouched,
+    and an id past the vocabulary is ignored."""
+    logits = torch.zeros(2, 4)
+    apply_logit_bias(logits, [SamplingParams(logit_bias={1: 2.5, 3: -100.0, 99: 5.0}), SamplingParams()])
+    assert torch.equal(logits, torch.tensor([[0.0, 2.5, 0.0, -100.0], [0.0, 0.0, 0.0, 0.0]]))
+
+
+def test_logit_bias_outside_openais_range_is_refused():
+    """A bias outside -100..100, or a key that is not a token id, is refused before it reaches the scheduler."""
+    SamplingParams(logit_bias={5: 100.0, 6: -100.0}).validate()
+    for bias in ({5: 100.5}, {5: -101.0}, {-1: 1.0}, {"5": 1.0}):
+        with pytest.raises(ValueError):
+            SamplingParams(logit_bias=bias).validate()
+
+
+def test_logit_bias_steers_a_greedy_reply(fast_engine):
+    """A greedy reply with +100 on one token says that token; -100 on the plain reply's first token avoids it."""
+    plan = fast_engine.render_chat([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=8)
+    plain, _ = fast_engine.generate(plan.token_ids, SamplingParams(greedy=True, max_new_tokens=8))
+    first = fast_engine.tokenizer.encode(plain)[0]
+    avoided, _ = fast_engine.generate(
+        plan.token_ids, SamplingParams(greedy=True, max_new_tokens=8, logit_bias={first: -100.0})
+    )
+    assert not avoided.startswith(fast_engine.tokenizer.decode([first]))
+    forced_id = fast_engine.tokenizer.encode(" Shanghai")[0]
+    forced, _ = fast_engine.generate(
+        plan.token_ids, SamplingParams(greedy=True, max_new_tokens=3, logit_bias={forced_id: 100.0})
+    )
+    assert forced.startswith(fast_engine.tokenizer.decode([forced_id]) * 2)
 
 
 def test_frequency_penalty_changes_a_greedy_reply(fast_engine):
