@@ -52,7 +52,11 @@ def sampling_from_options(options: object) -> services.SamplingChoice:
     seed = options.get("seed", random.randrange(2**31))
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
         raise FrameError("bad_frame", "'options.seed' must be a whole number ≥ 0.")
-    temperature = options.get("temperature", settings.CHAT_TEMPERATURE)
+    grounded = options.get("grounded") is True  # the booth assistant (the chat page asks for it), else the plain model
+    # The booth assistant answers as its eval measured it (greedy) unless the client asks otherwise.
+    temperature = options.get(
+        "temperature", settings.CHAT_GROUNDED_TEMPERATURE if grounded else settings.CHAT_TEMPERATURE
+    )
     if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 2:
         raise FrameError("bad_frame", "'options.temperature' must be a number from 0 to 2.")
     max_new_tokens = options.get("max_new_tokens", settings.CHAT_MAX_NEW_TOKENS)
@@ -60,10 +64,13 @@ def sampling_from_options(options: object) -> services.SamplingChoice:
         raise FrameError("bad_frame", "'options.max_new_tokens' must be a whole number ≥ 1.")
     # Capped, not refused: a client asking for more simply gets the site's maximum.
     max_new_tokens = min(max_new_tokens, settings.CHAT_MAX_NEW_TOKENS)
-    grounded = options.get("grounded") is True  # the booth assistant (the chat page asks for it), else the plain model
-    # The chat page's repetition penalty is a documented site setting; the API applies none unless asked.
+    # The chat page's repetition penalty is a documented site setting for the plain model; the API applies none unless
+    # asked. A grounded reply gets none: the penalty counts the prompt's tokens, so it pushes the model away from the
+    # very passages it must copy (with 1.1, "Where is Huangpu Robotics?" got "Sydney, Australia" on the chat page
+    # while the same prompt without it answers "hall H1, booth B-112").
+    penalty = 1.0 if grounded else settings.CHAT_REPETITION_PENALTY
     return {"seed": seed, "temperature": float(temperature), "max_new_tokens": max_new_tokens, "grounded": grounded,
-            "repetition_penalty": settings.CHAT_REPETITION_PENALTY}  # fmt: skip
+            "repetition_penalty": penalty}  # fmt: skip
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):

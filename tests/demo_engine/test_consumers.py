@@ -173,7 +173,12 @@ def test_sampling_options_are_validated_and_capped(settings):
         "grounded": False,
         "repetition_penalty": 1.2,
     }
-    assert sampling_from_options({"grounded": True})["grounded"] is True  # the booth assistant, as the page asks
+    # The booth assistant, as the page asks: greedy unless the client says otherwise, and never the site's penalty
+    # (it counts the prompt's tokens, so it pushed answers away from the passages they must copy).
+    booth = sampling_from_options({"grounded": True})
+    assert (booth["grounded"], booth["temperature"], booth["repetition_penalty"]) == (True, 0.0, 1.0)
+    assert sampling_from_options({"grounded": True, "temperature": 0.5})["temperature"] == 0.5
+    assert sampling_from_options({})["temperature"] == settings.CHAT_TEMPERATURE == 0.7
     with pytest.raises(Exception, match="seed"):
         sampling_from_options({"seed": -1})
 
