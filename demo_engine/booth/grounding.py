@@ -370,5 +370,35 @@ def source_cards(*, grounding: Grounding, reply_text: str) -> list[SourceCard]:
     return cards
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+_NAME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*[0-9][A-Za-z0-9-]*|[A-Z][A-Za-z0-9-]{2,}")
+_GENERIC_NAME_TOKENS = frozenset({"Claim", "Pitch", "The", "WAIC"})
+
+
+def _distinctive_names(passages: list[Passage]) -> list[set[str]]:
+    """For each passage, the words of its title that no other passage of the reply has in its title ("A100" against
+    "H100"; not "NVIDIA", which both have): the names a sentence can be about."""
+    tokens = [set(_NAME_TOKEN.findall(p.title)) - _GENERIC_NAME_TOKENS for p in passages]
+    return [own - set().union(*(other for j, other in enumerate(tokens) if j != i)) for i, own in enumerate(tokens)]
+
+
+def _names(sentence: str, names: set[str]) -> bool:
+    return any(re.search(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", sentence) for name in names)
+
+
 def figures_unsupported(*, grounding: Grounding, reply_text: str) -> list[str]:
-    return figures.unsupported_figures(reply_text, grounding.checked_texts)
+    """The reply's figures that its sources do not support, in order, each once. A sentence that names some of the
+    reply's records (a distinctive word of their titles) is checked against those records and the opening turn
+    only: asked the A100's price, "The A100 has 3.35 TB/s" copies the H100's figure from the other passage and is
+    marked. A sentence that names none is checked against all of them."""
+    conference = grounding.checked_texts[len(grounding.passages) :]
+    names = _distinctive_names(grounding.passages)
+    missing: list[str] = []
+    for sentence in _SENTENCE_END.split(reply_text):
+        about = [text for text, own in zip(grounding.checked_texts, names, strict=False) if _names(sentence, own)]
+        for figure in figures.unsupported_figures(
+            sentence, [*about, *conference] if about else grounding.checked_texts
+        ):
+            if figure not in missing:
+                missing.append(figure)
+    return missing

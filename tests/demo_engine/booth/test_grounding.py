@@ -131,3 +131,18 @@ def test_the_logit_bias_favours_the_passages_words_and_not_the_common_ones(index
         assert all(token not in words for token in tokenizer.encode(common)), common
     content = bias_of(bias=1.5, bias_tokens="content")
     assert tokenizer.encode("1")[0] in content and tokenizer.eos_id not in content
+
+
+def test_a_figure_is_checked_against_the_record_its_sentence_names(indexed_demo):
+    """A sentence that names one of the reply's records is checked against that record (and the conference) only: a
+    figure copied from the other source of the same reply is marked; the same figure in a sentence that names no
+    record, or a figure the named record has, is not."""
+    built = ask("How much does the A100 cost?")
+    assert [p.title for p in built.passages] == ["GPT-4", "A100 SXM 80GB"]
+    marked = grounding.figures_unsupported(grounding=built, reply_text="The A100 rents at $78,000,000 an hour.")
+    assert any("78,000,000" in figure for figure in marked)  # GPT-4's training cost, given as the A100's price
+    assert grounding.figures_unsupported(grounding=built, reply_text="The A100 rents at $1.50 an hour.") == []
+    assert grounding.figures_unsupported(grounding=built, reply_text="It cost $78,000,000 to train.") == []
+    palm = ask("How many parameters does PaLM have?")
+    assert grounding.figures_unsupported(grounding=palm, reply_text="PaLM has 135 parameters.") == ["135"]  # SmolLM2's
+    assert grounding.figures_unsupported(grounding=palm, reply_text="PaLM has 540B parameters.") == []
