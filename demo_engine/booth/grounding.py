@@ -391,14 +391,13 @@ def figures_unsupported(*, grounding: Grounding, reply_text: str) -> list[str]:
     reply's records (a distinctive word of their titles) is checked against those records and the opening turn
     only: asked the A100's price, "The A100 has 3.35 TB/s" copies the H100's figure from the other passage and is
     marked. A sentence that names none is checked against all of them."""
-    conference = grounding.checked_texts[len(grounding.passages) :]
+    checked = grounding.checked_texts  # the passages' texts, then the conference's
+    conference = checked[len(grounding.passages) :]
     names = _distinctive_names(grounding.passages)
     missing: list[str] = []
     for sentence in _SENTENCE_END.split(reply_text):
-        about = [text for text, own in zip(grounding.checked_texts, names, strict=False) if _names(sentence, own)]
-        for figure in figures.unsupported_figures(
-            sentence, [*about, *conference] if about else grounding.checked_texts
-        ):
+        about = [text for text, own in zip(checked, names, strict=False) if _names(sentence, own)]
+        for figure in figures.unsupported_figures(sentence, [*about, *conference] if about else checked):
             if figure not in missing:
                 missing.append(figure)
     return missing
