@@ -94,6 +94,15 @@ class LiveStack:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self) -> LiveStack:
+        self.prepare()
+        self.spawn()
+        self.wait_ready()
+        return self
+
+    def prepare(self) -> LiveStack:
+        """The database, the site's Redis prefix and the static files (subprocesses that end: any thread may run
+        this). `spawn` then starts the long-running processes, from the main thread: they die with the thread that
+        started them (`die_with_parent`)."""
         self.port = free_port()
         var_dir = self.tmp_dir / "var"
         var_dir.mkdir(parents=True, exist_ok=True)
@@ -123,10 +132,12 @@ class LiveStack:
         self.manage("migrate", "--noinput", "-v", "0")
         self.redis_prefix = self.manage("redis_prefix").strip()
         self.manage("collectstatic", "--noinput", "-v", "0")
+        return self
+
+    def spawn(self) -> LiveStack:
         self.start_worker()
         json_logs = self.env.get("LOG_FORMAT") == "json"
         self.web = self._spawn(web_command(host="127.0.0.1", port=self.port, json_logs=json_logs), "web.log")
-        self.wait_ready()
         return self
 
     def manage(self, *args: str) -> str:

@@ -45,6 +45,21 @@ class CompletionRun:
         self.ended = False
         self._frames = self._read_frames()
 
+    @classmethod
+    async def start(cls, *, api_key, completion: wire.CompletionRequest) -> CompletionRun:
+        """Save the reply and queue its generation. A client that goes away meanwhile (Django cancels the view in
+        the middle of the save) still has its reply stopped once it exists, instead of generated for nobody."""
+        saving = asyncio.ensure_future(
+            database_sync_to_async(services.api_completion_start)(api_key=api_key, completion=completion)
+        )
+        try:
+            reply = await asyncio.shield(saving)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # a refused start (ApiError) has no reply to stop
+                await cls(api_key_id=api_key.id, reply=await saving, model=completion.model).abandon()
+            raise
+        return cls(api_key_id=api_key.id, reply=reply, model=completion.model)
+
     async def _read_frames(self) -> AsyncIterator[dict]:
         """The reply's `delta` and `end` frames (the follower's queue positions are not OpenAI's business); a dead
         worker or a lost stream still ends with an `end`, whose saved text completes what the deltas missed."""

@@ -83,8 +83,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     except RequestDataTooBig:
         raise ApiError(413, "The request body is too large.", code="request_too_large") from None
     completion = wire.parse_completion_request(raw, max_new_tokens_cap=settings.CHAT_MAX_NEW_TOKENS)
-    reply = await database_sync_to_async(services.api_completion_start)(api_key=api_key, completion=completion)
-    run = CompletionRun(api_key_id=api_key.id, reply=reply, model=completion.model)
+    run = await CompletionRun.start(api_key=api_key, completion=completion)
     try:
         # Wait for the first text before choosing the status: a prompt the worker refuses is a 413, not a 200.
         first = await run.first_output()

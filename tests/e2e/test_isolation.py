@@ -4,11 +4,13 @@ workers, one real Redis database for all of them."""
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 
 from demo_engine.chat_client import ChatSocketClient
+from showcase.launcher import free_port
 from tests.stack import LiveStack, claim_stack_redis_db
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -60,9 +62,18 @@ def test_two_sites_on_one_redis_keep_their_replies_stops_and_workers_apart(tmp_p
     both. Both answer a question in full; a visitor stopping a reply on A does not stop B's reply of the same id;
     a resume on B replays B's text; each site counts only its own worker, and with A's worker gone A says no worker
     runs instead of handing its reply to B's worker."""
-    site_a = start_site(tmp_path_factory, shared_redis_url, "site-a")
-    site_b = start_site(tmp_path_factory, shared_redis_url, "site-b")
+    # Prepared side by side (migrate and collectstatic wait on subprocesses); their servers and workers are started
+    # from this thread, as they die with the thread that starts them, and load together.
+    sites = [LiveStack(tmp_dir=tmp_path_factory.mktemp(name), extra_env={"REDIS_URL": shared_redis_url})
+             for name in ("site-a", "site-b")]  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(LiveStack.prepare, sites))
+    while sites[1].port == sites[0].port:  # two free ports asked for at once may be the same one
+        sites[1].port = free_port()
+    site_a, site_b = (site.spawn() for site in sites)
     try:
+        site_a.wait_ready()
+        site_b.wait_ready()
         assert site_a.redis_prefix != site_b.redis_prefix
 
         async def first_round():

@@ -98,39 +98,6 @@ def test_unreachable_redis_url_is_refused(tmp_path):
     assert "REDIS_URL=redis://127.0.0.1:1/0 is unreachable" in output
 
 
-@pytest.mark.e2e
-@pytest.mark.slow
-def test_run_serves_the_site_and_ctrl_c_leaves_nothing_running(tmp_path):
-    """The launcher brings the site to ready, prints the address, and Ctrl-C stops every process it started."""
-    port = free_port()
-    process = launcher(tmp_path, PORT=str(port))
-    children: list[psutil.Process] = []
-    try:
-        lines = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            lines.append(line)
-            if "is up:" in line or not line:
-                break
-        assert f"http://127.0.0.1:{port}/" in lines[-1], "".join(lines)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz/ready", timeout=10) as response:
-            assert response.status == 200
-        children = psutil.Process(process.pid).children(recursive=True)
-        assert len(children) >= 2
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()  # its children die with it (they watch their parent): a failed run leaves nothing behind
-            process.communicate()
-            raise
-    assert process.returncode == 0
-    time.sleep(0.5)
-    assert [child.pid for child in children if child.is_running() and child.status() != "zombie"] == []
-
-
 def wait_until_up(process: subprocess.Popen, port: int) -> str:
     lines = []
     deadline = time.monotonic() + 180
@@ -155,14 +122,20 @@ def stop_launcher(process: subprocess.Popen) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_restart_right_after_load_serves_at_once(tmp_path):
-    """Stopping the site with visitors' connections open leaves them in TIME-WAIT; `make run` on the same port right
-    after starts the site, it does not say the port is in use."""
+def test_run_serves_the_site_ctrl_c_leaves_nothing_running_and_a_restart_right_after_load_serves_at_once(tmp_path):
+    """The launcher brings the site to ready and prints the address; Ctrl-C stops every process it started. Stopping
+    it with visitors' connections open leaves them in TIME-WAIT; `make run` on the same port right after starts the
+    site, it does not say the port is in use. (One test: each start of the whole site costs 10-20 s.)"""
     port = free_port()
     process = launcher(tmp_path, PORT=str(port))
     visitors: list[http.client.HTTPConnection] = []
+    children: list[psutil.Process] = []
     try:
         wait_until_up(process, port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz/ready", timeout=10) as response:
+            assert response.status == 200
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert len(children) >= 2
         for _ in range(20):  # keep-alive visitors, answered in full and still connected when the site stops
             visitor = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             visitor.request("GET", "/healthz/live")
@@ -171,6 +144,9 @@ def test_restart_right_after_load_serves_at_once(tmp_path):
             visitors.append(visitor)
     finally:
         stop_launcher(process)
+    assert process.returncode == 0
+    time.sleep(0.5)
+    assert [child.pid for child in children if child.is_running() and child.status() != "zombie"] == []
     for visitor in visitors:  # the server closed first (its ends go to TIME-WAIT); the visitors close after
         assert visitor.sock.recv(1) == b""
         visitor.close()
