@@ -128,11 +128,17 @@ class Grounding:
 
     @property
     def checked_texts(self) -> list[str]:
-        """What the reply's figures may come from: the passages it was given and the opening turn's facts."""
-        texts = [f"{p.title} {p.text} {' '.join(p.facts)}" for p in self.passages]
+        """What the reply's figures may come from: the passages it was given and the opening turn's facts, one line per
+        fact (the figure check reads a number's label and counted word within its own fact)."""
+        texts = [checked_text(p) for p in self.passages]
         if self.conference is not None:
-            texts.append(f"{self.conference.text} {' '.join(self.conference.facts)}")
+            texts.append(checked_text(self.conference, title=False))
         return texts
+
+
+def checked_text(passage: Passage, *, title: bool = True) -> str:
+    """A passage as the figure check reads it: its title, its text and each of its facts, one a line."""
+    return "\n".join([passage.title, passage.text, *passage.facts] if title else [passage.text, *passage.facts])
 
 
 def question_language(text: str) -> str:
@@ -360,9 +366,9 @@ def source_cards(*, grounding: Grounding, reply_text: str) -> list[SourceCard]:
         cards.append(SourceCard(passage.title, passage.url, fact, passage.kind, passage.record_key))
     conference = grounding.conference
     if conference is not None and reply_text and all(card.record_key != conference.record_key for card in cards):
-        given = [f"{p.text} {' '.join(p.facts)}" for p in grounding.passages]
+        given = [checked_text(p, title=False) for p in grounding.passages]
         used = set(figures.unsupported_figures(reply_text, given)) - set(
-            figures.unsupported_figures(reply_text, [*given, conference.text])
+            figures.unsupported_figures(reply_text, [*given, checked_text(conference, title=False)])
         )
         if used:
             fact = max(conference.facts or [conference.text], key=lambda f: _overlap(f, reply_text))

@@ -146,3 +146,16 @@ def test_a_figure_is_checked_against_the_record_its_sentence_names(indexed_demo)
     palm = ask("How many parameters does PaLM have?")
     assert grounding.figures_unsupported(grounding=palm, reply_text="PaLM has 135 parameters.") == ["135"]  # SmolLM2's
     assert grounding.figures_unsupported(grounding=palm, reply_text="PaLM has 540B parameters.") == []
+
+
+def test_a_press_claim_given_as_the_disclosed_cost_is_marked(indexed_demo):
+    """The chat's answer that mixed DeepSeek-V3's two records ("$6,000,000 (about $6M) (disclosed)": the press
+    claim's figure with the disclosed cost's label) is marked against the demo content's two passages; the disclosed
+    cost with its label, and the claim as a claim, are not."""
+    built = ask("How much did DeepSeek-V3 cost to train?")
+    assert {p.title for p in built.passages} == {"DeepSeek-V3", "Claim: DeepSeek-V3"}
+    marked = grounding.figures_unsupported(grounding=built, reply_text="$6,000,000 (about $6M) (disclosed)")
+    assert marked == ["6,000,000", "6M"]
+    for text in ("DeepSeek-V3's training cost $5,576,000 (about $5.58M) (disclosed).",
+                 "DeepSeek claims it spent $6,000,000 (about $6M)."):  # fmt: skip
+        assert grounding.figures_unsupported(grounding=built, reply_text=text) == [], text
