@@ -12,15 +12,16 @@ GPUs"). A right number copied from the wrong fact of a right source is marked li
 sources never count in ("800 entreprises" against English sources, "1,000 visitors") leaves the value check alone:
 the rule cannot tell a translation from a mistake.
 
-A number is checked with its label too, within one fact of one source: "$6,000,000 (about $6M) (disclosed)" is marked
-when the sources have $6,000,000 only as a press claim ("Claim: about $6,000,000") and the disclosed figure is
-$5,576,000. The label of a number is the content's word for what kind of figure it is (disclosed, derived,
+A number is checked with its label too, within one fact of one source: "$6,000,000 (about $6M) (disclosed)" is
+marked when the sources have $6,000,000 only as a press claim ("Claim: about $6,000,000") and the disclosed figure
+is $5,576,000. The label of a number is the content's word for what kind of figure it is (disclosed, derived,
 estimated, claimed, assumed): in a reply, the first such word after the number in its sentence (past a restatement
-in brackets, "(about $6M)", but not past another figure) or one of the three words before it ("claims it spent
-$6M"); in a source, the first after it in its fact, and any before the fact's first number ("Claimed: about
-$6,000,000", "rental price assumed at $1.50"). A source number must then carry every label the reply gives it, with
-the counted word and the dollar sign, on the same number of the same fact: values are never pooled across facts
-for this. A reply that gives no label keeps the value check.
+in brackets, "(about $6M)", but not past another figure or a colon) or one of the three words before it ("claims it
+spent $6M"); in a source, the first after it in its fact (not past a colon), any since the previous number (after a
+colon: "80GB: rental price assumed at $1.50"), and any before the fact's first number ("Claimed: about $6,000,000").
+A source number must then carry every label the reply gives it, with the counted word and the dollar sign, on the
+same number of the same fact: values are never pooled across facts for this. A reply that gives no label keeps the
+value check.
 """
 
 from __future__ import annotations
@@ -138,7 +139,13 @@ def _occurrences(text: str) -> list[_Occurrence]:
             continue
         labels = _label_words(segment)
         heading = {label for at, label in labels if at < numbers[0].start()}  # "Claimed: about $6,000,000"
+        previous_end = 0
         for match in numbers:
+            # The words since the previous number (after a colon, if any) label it: "80GB: rental price assumed at
+            # $1.50".
+            lead = segment[previous_end : match.start()].rsplit(":", 1)[-1]
+            previous_end = match.end()
+            near = {_LABELS[word.lower()] for word in _WORD.findall(lead) if word.lower() in _LABELS}
             after = _FACT_END.split(segment[match.end() : match.end() + 80], maxsplit=1)[0]  # this fact only
             words = _WORD.findall(after)[:_WORDS_AFTER]
             # Its own label: the first after it, unless a new fact's heading (a colon) comes first ("released December
@@ -146,7 +153,8 @@ def _occurrences(text: str) -> list[_Occurrence]:
             own = next((label for at, label in labels if at >= match.end()
                         and ":" not in re.sub(r"\([^()]*\)", "", segment[match.end() : at])), None)  # fmt: skip
             found.append(_Occurrence(_values(match.group()), {_word_stem(word) for word in words},
-                                     heading | ({own} if own else set()), _is_dollars(segment, match.start())))  # fmt: skip
+                                     heading | near | ({own} if own else set()),
+                                     _is_dollars(segment, match.start())))  # fmt: skip
     return found
 
 
@@ -159,7 +167,9 @@ def _reply_labels(text: str, figure: FoundFigure, others: list[FoundFigure]) -> 
     first = next(iter(_label_words(after)), None)
     if first is not None:
         gap = re.sub(r"\([^()]*\)", "", after[: first[0]])  # "(about $6M)" restates the same figure
-        if not _NUMBER.search(gap):  # "2,000 H800 chips (disclosed)": a chip's name is no figure here
+        # Not past another figure ("H800" is a name here: "2,000 H800 chips (disclosed)"), nor past a colon:
+        # "A100 SXM 80GB: rental price assumed at $1.50" labels $1.50, not 80.
+        if not _NUMBER.search(gap) and ":" not in gap:
             labels.add(first[1])
     previous = max((other.end for other in others if other.end <= figure.start), default=seg_start)
     before = text[max(previous, seg_start) : figure.start]

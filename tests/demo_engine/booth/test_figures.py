@@ -118,3 +118,19 @@ def test_a_dollar_amount_must_be_dollars_in_its_source():
 def test_a_year_is_not_a_rounded_count():
     """ "2,000" is not December 2024 at the precision people round to: a value under 10,000 must be exact."""
     assert unsupported_figures("It used 2,000 chips.", [DEEPSEEK_V3]) == ["2,000"]
+
+
+A100 = "\n".join([
+    "A100 SXM 80GB",
+    "A100 SXM 80GB (NVIDIA chip): 80 GB HBM2e, 2.00 TB/s, 312.0 TFLOP/s BF16; rental price assumed at $1.50 an hour.",
+    "A100 SXM 80GB: 80 GB HBM2e, 2.00 TB/s, 312.0 TFLOP/s BF16",
+    "A100 SXM 80GB: rental price assumed at $1.50 an hour",
+])  # fmt: skip
+
+
+def test_a_label_after_a_colon_belongs_to_the_next_figure():
+    """The eval's answer "A100 SXM 80GB: rental price assumed at $1.50 an hour" (the fact as written) is not marked:
+    "assumed" labels $1.50, not the 80 of the name before the colon; an assumed figure the fact does not give is."""
+    assert unsupported_figures("A100 SXM 80GB: rental price assumed at $1.50 an hour", [A100]) == []
+    assert unsupported_figures("The A100's 80 GB (disclosed) rents at $1.50 (assumed).", [A100]) == ["80"]
+    assert unsupported_figures("Its BF16 throughput is assumed at 312.0 TFLOP/s.", [A100]) == ["312.0"]
