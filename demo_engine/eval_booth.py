@@ -118,7 +118,8 @@ def _answer(engine, messages: list[dict], max_new_tokens: int, logit_bias: dict[
 def _wrong_figures(text: str, key: str | None, given: list) -> list[dict]:
     """The figures of an answer that its question's own record (and the conference) does not support, checked per
     fact with their labels: each with `elsewhere`, whether another passage the model was given supports it (a
-    correct figure from another source, or the wrong record's: the list is read by hand)."""
+    correct figure from another source, or the wrong record's: the list is read by hand), and `name`, whether it is
+    a word of another given record's title (a model's name, "R1" of "DeepSeek-R1": not counted as a wrong figure)."""
     from demo_engine.booth import figures
     from demo_engine.booth import grounding as booth
     from demo_engine.booth.models import Passage
@@ -132,14 +133,19 @@ def _wrong_figures(text: str, key: str | None, given: list) -> list[dict]:
         reference.append(booth.checked_text(conference, title=False))
     others = [booth.checked_text(p) for p in given if p.record_key != key]
     found_elsewhere = set(figures.unsupported_figures(text, others)) if others else None
-    return [{"figure": figure, "elsewhere": found_elsewhere is not None and figure not in found_elsewhere}
-            for figure in figures.unsupported_figures(text, reference)]  # fmt: skip
+    titles = " | ".join(p.title for p in given if p.record_key != key)
+
+    def name(figure: str) -> bool:  # "R1" of "DeepSeek-R1": another record's name, not one of its figures
+        return bool(re.search(rf"(?<![A-Za-z0-9]){re.escape(figure)}(?![A-Za-z0-9])", titles))
+
+    return [{"figure": figure, "elsewhere": found_elsewhere is not None and figure not in found_elsewhere,
+             "name": name(figure)} for figure in figures.unsupported_figures(text, reference)]  # fmt: skip
 
 
 def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
          show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "", bias_end: bool | None = None,
          template: bool | None = None, stop: bool | None = None, template_form: str = "",
-         asked: bool | None = None, asked_label: str = "") -> dict:  # fmt: skip
+         asked: bool | None = None, asked_label: str = "", strip_echo: bool = True) -> dict:  # fmt: skip
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
@@ -165,6 +171,9 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                          else booth.unknown_answer(language=built.language))  # fmt: skip
             if built.stop_at_blank_line:  # as the worker's stop sequence cuts it
                 generated = generated.split(booth.ANSWER_END)[0].strip()
+            echoed = bool(built.echo) and booth.echo_strip(generated, built.echo) != generated
+            if strip_echo:  # as the worker cuts it
+                generated = booth.echo_strip(generated, built.echo).strip()
             text = f"{start} {generated}".strip() if start and built.relevant else generated
             cards = booth.source_cards(grounding=built, reply_text=text)
             unsupported = booth.figures_unsupported(grounding=built, reply_text=text)
@@ -176,7 +185,7 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
             from demo_engine.booth.figures import figures_in
 
             cards, unsupported, shown, relevant = [], [f.text for f in figures_in(text)], "", True
-            given = []
+            given, echoed = [], False
         from demo_engine.booth.figures import figures_in
 
         wrong = _wrong_figures(text, question.get("key"), given)
@@ -185,8 +194,10 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                "in_text_or_sources": _states(f"{text} {shown}",
                question["expect"]), "figures": len(figures_in(text)), "not_found": len(unsupported),
                "unsupported": unsupported, "sources": [card.title for card in cards], "relevant": relevant,
-               "answerable": bool(question["record"]), "wrong_figures": [w["figure"] for w in wrong],
-               "wrong_unmarked": [w for w in wrong if w["figure"] not in unsupported]}  # fmt: skip
+               "answerable": bool(question["record"]), "echoed": echoed,
+               "wrong_figures": [w["figure"] for w in wrong if not w["name"]],
+               "wrong_unmarked": [w for w in wrong if w["figure"] not in unsupported and not w["name"]],
+               "other_names": [w["figure"] for w in wrong if w["name"]]}  # fmt: skip
         rows.append(row)
         if show:
             mark = "✓" if row["in_text"] else ("·" if row["in_text_or_sources"] else "✗")
@@ -203,10 +214,14 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
         "figures": figures_total,
         "figures_not_found": sum(row["not_found"] for row in rows),
         "figures_not_found_share": sum(row["not_found"] for row in rows) / figures_total if figures_total else 0.0,
+        "echoed": sum(row["echoed"] for row in rows),
+        "echo_shown": 0 if strip_echo else sum(row["echoed"] for row in rows),
         "wrong_figures": sum(len(row["wrong_figures"]) for row in answerable),
         "wrong_figures_unmarked": sum(len(row["wrong_unmarked"]) for row in answerable),
         "wrong_unmarked": [{"q": row["q"], "text": row["text"], **w} for row in answerable
                            for w in row["wrong_unmarked"]],
+        "other_names": [{"q": row["q"], "text": row["text"], "figure": name} for row in answerable
+                        for name in row["other_names"]],
         "off_topic_said_unknown": (sum(not row["relevant"] for row in off_topic) / len(off_topic)) if grounded and
         off_topic else None,
         "prompt_building_ms_p95": _p(overhead_ms, 0.95) if overhead_ms else None,
@@ -280,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_pct(run['facts_in_generated'])}), in text or sources "
                   f"{_pct(run['facts_in_text_or_sources'])}, figures not found {run['figures_not_found']}/"
                   f"{run['figures']}, wrong figures left unmarked {run['wrong_figures_unmarked']} (of "
-                  f"{run['wrong_figures']} not in the question's record)", file=sys.stderr, flush=True)  # fmt: skip
+                  f"{run['wrong_figures']} not in the question's record), answers opening with the prompt's label "
+                  f"{run['echoed']} (shown {run['echo_shown']})", file=sys.stderr, flush=True)  # fmt: skip
         if not args.no_scale:
             result["scale"] = _scale(questions)
     if args.json:
@@ -295,7 +311,7 @@ def _variant(name: str, booth) -> dict:
     words +end template stop" (k passages; form facts|text|turn; a worked example; a logit bias toward the
     passages' tokens: all, content or words, and the end token too; the answer's start written by the site; the
     answer cut at its first blank line; the asked fact repeated before the question, "=short" introduced as "In
-    short,"; "-stop" and "-asked" turn those defaults off)."""
+    short,"; "-stop", "-asked" and "-strip" (the echo of the asked fact's label kept) turn those defaults off)."""
     words = name.split()
     if not words or words[0] != "grounded":
         raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
@@ -318,6 +334,8 @@ def _variant(name: str, booth) -> dict:
             options["template_form"] = word.partition("=")[2] or booth.PROMPT_TEMPLATE_FORM
         elif word in ("stop", "-stop"):
             options["stop"] = word == "stop"
+        elif word == "-strip":
+            options["strip_echo"] = False
         elif word == "-asked":
             options["asked"] = False
         elif word in ("asked", "asked=label", "asked=short", "asked=answer"):  # "asked" alone: the default wording
@@ -353,6 +371,11 @@ def _print(result: dict) -> None:
         for wrong in run["wrong_unmarked"]:
             where = "supported by another passage given" if wrong["elsewhere"] else "in no passage given"
             print(f"  {name}: unmarked {wrong['figure']!r} ({where}) in {wrong['q']!r} -> {wrong['text'][:100]!r}")
+        for other in run["other_names"]:
+            print(
+                f"  {name}: another given record's name {other['figure']!r} (not counted) in {other['q']!r} -> "
+                f"{other['text'][:100]!r}"
+            )
     scale = result.get("scale")
     if scale:
         print(f"at WAIC's volume ({scale['passages']} passages): rebuild {scale['rebuild_s']} s, "

@@ -159,3 +159,19 @@ def test_a_press_claim_given_as_the_disclosed_cost_is_marked(indexed_demo):
     for text in ("DeepSeek-V3's training cost $5,576,000 (about $5.58M) (disclosed).",
                  "DeepSeek claims it spent $6,000,000 (about $6M)."):  # fmt: skip
         assert grounding.figures_unsupported(grounding=built, reply_text=text) == [], text
+
+
+def test_a_repeat_of_the_prompts_label_is_cut_from_the_answers_start():
+    """ "The answer:" (the line before the question) repeated by the model is cut, in the spellings the eval saw; the
+    next word is capitalised; an answer that only mentions the words, or says nothing after them, is left alone."""
+    label = grounding.ASKED_LABELS["answer"]
+    assert grounding.echo_strip("The answer: Huangpu Robotics: hall H1, booth B-112", label) == (
+        "Huangpu Robotics: hall H1, booth B-112"
+    )
+    assert grounding.echo_strip("The answer is: Merlion Cloud: hall H2", label) == "Merlion Cloud: hall H2"
+    assert grounding.echo_strip("The answer is booth B-112.", label) == "Booth B-112."
+    assert grounding.echo_strip("the answer is 16,384.", label) == "16,384."
+    kept_as_is = ("Seine AI Lab: hall H2, booth D-045", "The answers are in hall H1.", "The answer:", "The answer:\n\n")
+    for kept in kept_as_is:
+        assert grounding.echo_strip(kept, label) == kept
+    assert grounding.echo_strip("The answer: X", "") == "The answer: X"
