@@ -21,7 +21,9 @@ spent $6M"); in a source, the first after it in its fact (not past a colon), any
 colon: "80GB: rental price assumed at $1.50"), and any before the fact's first number ("Claimed: about $6,000,000").
 A source number must then carry every label the reply gives it, with the counted word and the dollar sign, on the
 same number of the same fact: values are never pooled across facts for this. A reply that gives no label keeps the
-value check.
+value check, except for a figure that only a press claim gives: its sentence must say it is a claim ("claims",
+"says", "according to", "the press"…), so "DeepSeek-V3 cost $6M to train" is marked and "DeepSeek says it spent $6M"
+is not.
 """
 
 from __future__ import annotations
@@ -95,6 +97,12 @@ _LABELS = {"disclosed": "disclosed", "divulgué": "disclosed", "divulguée": "di
            "estimation": "estimated", "claim": "claimed", "claims": "claimed", "claimed": "claimed",
            "revendiqué": "claimed", "revendiquée": "claimed", "assumed": "assumed", "assumption": "assumed",
            "supposé": "assumed"}  # fmt: skip
+# Words that say a figure is someone's claim, not a fact: a figure only a claim gives must have one in its sentence.
+_ATTRIBUTION = re.compile(
+    r"\b(?:claim\w*|says?|said|according|press|report\w*|stat(?:es|ed|ement)|announc\w*|selon|affirm\w*|"
+    r"prétend\w*|revendiqu\w*|déclar\w*)\b|声称|宣称|据称|据报道|表示",
+    re.IGNORECASE,
+)
 _SEGMENT_END = re.compile(r"[;\n]|[.!?](?:\s|$)")  # a fact's end, for labels (a sentence, a ";" item, a line)
 _LABELS_BEFORE = 3  # how many words before a reply's number may label it ("claims it spent $6M")
 
@@ -279,16 +287,23 @@ def unsupported_figures(text: str, source_texts: list[str]) -> list[str]:
                 word = None  # a word the sources never count in: the value check alone
             labels = _reply_labels(text, figure, found)
             dollars = text[max(0, figure.start - 1) : figure.start] == "$"
-            if ok and written_values and (word or labels or dollars):
+            if ok and written_values:
                 # The value is in a source: one number of one fact must also count the same thing, carry the same
                 # labels and be dollars when the reply's is.
-                ok = any(
-                    any(_close(value, occurrence.values) for value in written_values)
-                    and (word is None or word in occurrence.words)
-                    and labels <= occurrence.labels
-                    and (not dollars or occurrence.dollars)
+                matches = [
+                    occurrence
                     for occurrence in occurrences
-                )
+                    if any(_close(value, occurrence.values) for value in written_values)
+                    and (word is None or word in occurrence.words)
+                    and (not dollars or occurrence.dollars)
+                ]
+                if word or labels or dollars:
+                    ok = any(labels <= occurrence.labels for occurrence in matches)
+                if ok and matches and all("claimed" in occurrence.labels for occurrence in matches):
+                    # Only a claim gives it: the reply must say it is one ("DeepSeek-V3 cost $6M" is marked, "DeepSeek
+                    # says it spent $6M" is not).
+                    seg_start, seg_end = next((a, b) for a, b in _segments(text) if a <= figure.start <= b)
+                    ok = bool(_ATTRIBUTION.search(text[seg_start:seg_end]))
         if not ok and written not in missing:
             missing.append(written)
     return missing

@@ -104,7 +104,22 @@ def test_a_figure_with_its_own_label_or_none_passes():
     for text in ("DeepSeek claims it spent $6,000,000 (about $6M) on training.",
                  "The training cost $5,576,000 (about $5.58M) (disclosed); the press claimed $6M.",
                  "2,788,000 GPU-hours (disclosed), 671B parameters (disclosed), 2,048 H800 SXM chips.",
-                 "About 2,000 H800 (claimed). It cost $6M."):  # fmt: skip
+                 "About 2,000 H800 (claimed). It cost $5.6 million."):  # fmt: skip
+        assert unsupported_figures(text, sources) == [], text
+
+
+def test_a_figure_only_a_press_claim_gives_must_be_said_to_be_one():
+    """The booth's subject: DeepSeek-V3's $6M is a press claim, not a fact. Stated as a fact it is marked; attributed
+    ("says", "claims", "according to the press", in French or Chinese too) it is not; a figure another fact also
+    gives as a fact (the disclosed 2,048 chips) is not a claim-only figure."""
+    sources = [DEEPSEEK_V3, DEEPSEEK_CLAIM]
+    assert unsupported_figures("DeepSeek-V3 cost $6M to train.", sources) == ["6M"]
+    assert unsupported_figures("DeepSeek-V3 used 2,000 H800 chips.", sources) == ["2,000"]
+    for text in ("The press says that DeepSeek-V3 is $6,000,000 (about $6M).",
+                 "According to DeepSeek, it used about 2,000 H800 GPUs.",
+                 "Selon la presse, DeepSeek affirme 6 millions de dollars.",
+                 "DeepSeek 声称训练花了 $6M。",
+                 "DeepSeek-V3 used 2,048 H800 chips and 2,788,000 GPU-hours."):  # fmt: skip
         assert unsupported_figures(text, sources) == [], text
 
 

@@ -175,3 +175,15 @@ def test_a_repeat_of_the_prompts_label_is_cut_from_the_answers_start():
     for kept in kept_as_is:
         assert grounding.echo_strip(kept, label) == kept
     assert grounding.echo_strip("The answer: X", "") == "The answer: X"
+
+
+def test_every_published_fact_quoted_as_a_reply_is_not_marked(indexed_demo):
+    """No correct figure is marked: each fact (and the whole text) of every demo passage, copied as the reply, passes
+    the figure check against that passage and the conference, labels, counted words and claims included."""
+    from demo_engine.booth import figures
+    from demo_engine.booth.models import Passage
+
+    conference = grounding.checked_text(grounding.conference_passage(), title=False)
+    for passage in Passage.objects.all():
+        for fact in [*passage.facts, passage.text]:
+            assert figures.unsupported_figures(fact, [grounding.checked_text(passage), conference]) == [], fact
