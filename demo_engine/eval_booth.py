@@ -145,7 +145,8 @@ def _wrong_figures(text: str, key: str | None, given: list) -> list[dict]:
 def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
          show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "", bias_end: bool | None = None,
          template: bool | None = None, stop: bool | None = None, template_form: str = "",
-         asked: bool | None = None, asked_label: str = "", strip_echo: bool = True) -> dict:  # fmt: skip
+         asked: bool | None = None, asked_label: str = "", strip_echo: bool = True,
+         language: bool | None = None) -> dict:  # fmt: skip
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
@@ -162,7 +163,9 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                                           else stop,
                                           template_form=template_form or booth.PROMPT_TEMPLATE_FORM,
                                           asked_fact=booth.PROMPT_ASKED_FACT if asked is None else asked,
-                                          asked_label=asked_label or booth.PROMPT_ASKED_LABEL)  # fmt: skip
+                                          asked_label=asked_label or booth.PROMPT_ASKED_LABEL,
+                                          language=booth.PROMPT_ANSWER_LANGUAGE if language is None
+                                          else language)  # fmt: skip
             overhead_ms.append((time.perf_counter() - started) * 1000)
             biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode,
                                       end_id=engine.tokenizer.eos_id)  # fmt: skip
@@ -195,6 +198,7 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                question["expect"]), "figures": len(figures_in(text)), "not_found": len(unsupported),
                "unsupported": unsupported, "sources": [card.title for card in cards], "relevant": relevant,
                "answerable": bool(question["record"]), "echoed": echoed,
+               "in_question_language": booth.question_language(text) == question["lang"],
                "wrong_figures": [w["figure"] for w in wrong if not w["name"]],
                "wrong_unmarked": [w for w in wrong if w["figure"] not in unsupported and not w["name"]],
                "other_names": [w["figure"] for w in wrong if w["name"]]}  # fmt: skip
@@ -215,6 +219,8 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
         "figures_not_found": sum(row["not_found"] for row in rows),
         "figures_not_found_share": sum(row["not_found"] for row in rows) / figures_total if figures_total else 0.0,
         "echoed": sum(row["echoed"] for row in rows),
+        "foreign_in_their_language": sum(row["in_question_language"] for row in answerable if row["lang"] != "en"),
+        "foreign": sum(1 for row in answerable if row["lang"] != "en"),
         "echo_shown": 0 if strip_echo else sum(row["echoed"] for row in rows),
         "wrong_figures": sum(len(row["wrong_figures"]) for row in answerable),
         "wrong_figures_unmarked": sum(len(row["wrong_unmarked"]) for row in answerable),
@@ -296,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_pct(run['facts_in_text_or_sources'])}, figures not found {run['figures_not_found']}/"
                   f"{run['figures']}, wrong figures left unmarked {run['wrong_figures_unmarked']} (of "
                   f"{run['wrong_figures']} not in the question's record), answers opening with the prompt's label "
-                  f"{run['echoed']} (shown {run['echo_shown']})", file=sys.stderr, flush=True)  # fmt: skip
+                  f"{run['echoed']} (shown {run['echo_shown']}), French and Chinese answers in the question's "
+                  f"language {run['foreign_in_their_language']} of {run['foreign']}", file=sys.stderr,
+                  flush=True)  # fmt: skip
         if not args.no_scale:
             result["scale"] = _scale(questions)
     if args.json:
@@ -311,7 +319,8 @@ def _variant(name: str, booth) -> dict:
     words +end template stop" (k passages; form facts|text|turn; a worked example; a logit bias toward the
     passages' tokens: all, content or words, and the end token too; the answer's start written by the site; the
     answer cut at its first blank line; the asked fact repeated before the question, "=short" introduced as "In
-    short,"; "-stop", "-asked" and "-strip" (the echo of the asked fact's label kept) turn those defaults off)."""
+    short,"; "-stop", "-asked" and "-strip" (the echo of the asked fact's label kept) turn those defaults off;
+    "+language" asks for the answer in the question's language)."""
     words = name.split()
     if not words or words[0] != "grounded":
         raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
@@ -334,6 +343,8 @@ def _variant(name: str, booth) -> dict:
             options["template_form"] = word.partition("=")[2] or booth.PROMPT_TEMPLATE_FORM
         elif word in ("stop", "-stop"):
             options["stop"] = word == "stop"
+        elif word in ("+language", "-language"):
+            options["language"] = word == "+language"
         elif word == "-strip":
             options["strip_echo"] = False
         elif word == "-asked":

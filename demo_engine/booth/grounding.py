@@ -84,6 +84,11 @@ PROMPT_ASKED_LABEL = "answer"
 # B-112", "The answer is 16,384."): the site cuts that echo before anything is shown or saved (the worker holds the
 # first ECHO_HOLD_CHARS characters back until it can tell). Measured by the eval (README).
 ECHO_HOLD_CHARS = 16
+# Ask for the answer in the question's language (French, Chinese) after the question: measured with `--runs
+# "grounded +language"` (README), off. 6 of the 11 French and Chinese answers came in their language (0 without), but
+# four lost the fact or ran into loops ("Je suis déjà leur nom, …"): 80% of answers stated the fact, from 88%.
+PROMPT_ANSWER_LANGUAGE = False
+ANSWER_LANGUAGE_LINES = {"fr": "Answer in French.", "zh-hans": "Answer in Chinese (请用中文回答)."}
 # The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules
 # (with the answer's start: 7 figures marked of 189 without it, 3 of 149 with it; the facts stated, the same).
 PROMPT_STOP_AT_BLANK_LINE = True
@@ -174,7 +179,7 @@ def facts_block(passages: list[Passage], *, form: str = PROMPT_FORM) -> str:
 
 
 def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM, asked_fact: bool = False,
-              asked_label: str = PROMPT_ASKED_LABEL) -> str:  # fmt: skip
+              asked_label: str = PROMPT_ASKED_LABEL, language: bool = False) -> str:  # fmt: skip
     """The passages, then (with `asked_fact`) the one fact the question asks for again, right before the question."""
     if not passages:
         return question
@@ -182,7 +187,10 @@ def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM
     if asked_fact:
         fact = _fact_for(passages[0].facts or [passages[0].text], question, "")
         asked = f"\n\n{ASKED_LABELS[asked_label]} {fact}"
-    return f"Facts:\n{facts_block(passages, form=form)}{asked}\n\nQuestion: {question}"
+    answer_in = ANSWER_LANGUAGE_LINES.get(question_language(question), "") if language else ""
+    return f"Facts:\n{facts_block(passages, form=form)}{asked}\n\nQuestion: {question}" + (
+        f"\n{answer_in}" if answer_in else ""
+    )
 
 
 # A follow-up ("and where is it?", "when?", "et son prix ?", "它在哪里？") has fewer content words than this and points
@@ -225,7 +233,8 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
                     stop_at_blank_line: bool = PROMPT_STOP_AT_BLANK_LINE,
                     template_form: str = PROMPT_TEMPLATE_FORM,
                     asked_fact: bool = PROMPT_ASKED_FACT,
-                    asked_label: str = PROMPT_ASKED_LABEL) -> Grounding:  # fmt: skip
+                    asked_label: str = PROMPT_ASKED_LABEL,
+                    language: bool = PROMPT_ANSWER_LANGUAGE) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
     found = retrieval.retrieve(question=retrieval_query(history), k=max(k, SOURCES_SHOWN))
@@ -248,7 +257,7 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
                   {"role": "user", "content": question}]  # fmt: skip
     else:
         lookup = [{"role": "user", "content": user_turn(question, passages, form=form, asked_fact=asked_fact,
-                                                        asked_label=asked_label)}]  # fmt: skip
+                                                        asked_label=asked_label, language=language)}]  # fmt: skip
     grounding.messages = [{"role": "system", "content": system_turn(conference, example=example)}, *earlier, *lookup]
     return grounding
 
