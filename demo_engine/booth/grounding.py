@@ -86,7 +86,7 @@ PROMPT_ASKED_LABEL = "answer"
 ECHO_HOLD_CHARS = 16
 # Ask for the answer in the question's language (French, Chinese) after the question: measured with `--runs
 # "grounded +language"` (README), off. 6 of the 11 French and Chinese answers came in their language (0 without), but
-# four lost the fact or ran into loops ("Je suis déjà leur nom, …"): 80% of answers stated the fact, from 88%.
+# four lost the fact (three echoed the question, one looped: "Je suis déjà leur nom, …"): 80% stated it, from 88%.
 PROMPT_ANSWER_LANGUAGE = False
 ANSWER_LANGUAGE_LINES = {"fr": "Answer in French.", "zh-hans": "Answer in Chinese (请用中文回答)."}
 # The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules
