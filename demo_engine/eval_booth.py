@@ -7,8 +7,10 @@ by the real engine, greedy: grounded (the booth assistant, as the worker runs it
 
 Printed: retrieval recall@3; the share of answers whose text states the expected facts (and the share whose
 model-written part does, without the words the site wrote at the answer's start); the share with them in the text or
-the source cards; the figures marked not found in the sources; the off-topic questions answered "I
-don't know"; the time retrieval adds before the first token. Then the same index with WAIC's volume (800 exhibitors,
+the source cards; the figures marked not found in the sources; the wrong figures the site left unmarked (each
+answer's figures checked against the question's own record and the conference, a number with its label and counted
+word within one fact: listed, and counted per run); the off-topic questions answered "I don't know"; the time
+retrieval adds before the first token. Then the same index with WAIC's volume (800 exhibitors,
 3,000 products): the rebuild time, recall@3 and retrieval's p95 there. `--variants` also runs the prompt variants
 (passages in the prompt, a worked example) that chose the defaults of `demo_engine/booth/grounding.py`; `--runs`
 names any variant, one change per word ("grounded template=label stop bias=1.5 words +end": see `_variant`).
@@ -113,10 +115,38 @@ def _answer(engine, messages: list[dict], max_new_tokens: int, logit_bias: dict[
     return text.strip()
 
 
+def _wrong_figures(text: str, key: str | None, given: list) -> list[dict]:
+    """The figures of an answer that its question's own record (and the conference) does not support, checked per
+    fact with their labels: each with `elsewhere`, whether another passage the model was given supports it (a
+    correct figure from another source, or the wrong record's: the list is read by hand), and `name`, whether it is
+    a word of another given record's title (a model's name, "R1" of "DeepSeek-R1": not counted as a wrong figure)."""
+    from demo_engine.booth import figures
+    from demo_engine.booth import grounding as booth
+    from demo_engine.booth.models import Passage
+
+    if key is None:
+        return []
+    expected = Passage.objects.filter(record_key=key).first()
+    conference = booth.conference_passage()
+    reference = [booth.checked_text(p) for p in (expected,) if p is not None]
+    if conference is not None and (expected is None or expected.record_key != conference.record_key):
+        reference.append(booth.checked_text(conference, title=False))
+    others = [booth.checked_text(p) for p in given if p.record_key != key]
+    found_elsewhere = set(figures.unsupported_figures(text, others)) if others else None
+    titles = " | ".join(p.title for p in given if p.record_key != key)
+
+    def name(figure: str) -> bool:  # "R1" of "DeepSeek-R1": another record's name, not one of its figures
+        return bool(re.search(rf"(?<![A-Za-z0-9]){re.escape(figure)}(?![A-Za-z0-9])", titles))
+
+    return [{"figure": figure, "elsewhere": found_elsewhere is not None and figure not in found_elsewhere,
+             "name": name(figure)} for figure in figures.unsupported_figures(text, reference)]  # fmt: skip
+
+
 def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool, max_new_tokens: int,
          show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "", bias_end: bool | None = None,
          template: bool | None = None, stop: bool | None = None, template_form: str = "",
-         asked: bool | None = None, asked_label: str = "") -> dict:  # fmt: skip
+         asked: bool | None = None, asked_label: str = "", strip_echo: bool = True,
+         language: bool | None = None) -> dict:  # fmt: skip
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
@@ -133,7 +163,9 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                                           else stop,
                                           template_form=template_form or booth.PROMPT_TEMPLATE_FORM,
                                           asked_fact=booth.PROMPT_ASKED_FACT if asked is None else asked,
-                                          asked_label=asked_label or booth.PROMPT_ASKED_LABEL)  # fmt: skip
+                                          asked_label=asked_label or booth.PROMPT_ASKED_LABEL,
+                                          language=booth.PROMPT_ANSWER_LANGUAGE if language is None
+                                          else language)  # fmt: skip
             overhead_ms.append((time.perf_counter() - started) * 1000)
             biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode,
                                       end_id=engine.tokenizer.eos_id)  # fmt: skip
@@ -142,28 +174,40 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                          else booth.unknown_answer(language=built.language))  # fmt: skip
             if built.stop_at_blank_line:  # as the worker's stop sequence cuts it
                 generated = generated.split(booth.ANSWER_END)[0].strip()
+            echoed = bool(built.echo) and booth.echo_strip(generated, built.echo) != generated
+            if strip_echo:  # as the worker cuts it
+                generated = booth.echo_strip(generated, built.echo).strip()
             text = f"{start} {generated}".strip() if start and built.relevant else generated
             cards = booth.source_cards(grounding=built, reply_text=text)
             unsupported = booth.figures_unsupported(grounding=built, reply_text=text)
             shown = " ".join(f"{card.title} {card.fact}" for card in cards)
             relevant = built.relevant
+            given = built.passages
         else:
             text = generated = _answer(engine, [{"role": "user", "content": question["q"]}], max_new_tokens)
             from demo_engine.booth.figures import figures_in
 
             cards, unsupported, shown, relevant = [], [f.text for f in figures_in(text)], "", True
+            given, echoed = [], False
         from demo_engine.booth.figures import figures_in
 
+        wrong = _wrong_figures(text, question.get("key"), given)
         row = {"q": question["q"], "lang": question["lang"], "text": text, "expect": question["expect"],
                "in_text": _states(text, question["expect"]), "in_generated": _states(generated, question["expect"]),
                "in_text_or_sources": _states(f"{text} {shown}",
                question["expect"]), "figures": len(figures_in(text)), "not_found": len(unsupported),
                "unsupported": unsupported, "sources": [card.title for card in cards], "relevant": relevant,
-               "answerable": bool(question["record"])}  # fmt: skip
+               "answerable": bool(question["record"]), "echoed": echoed,
+               "in_question_language": booth.question_language(text) == question["lang"],
+               "wrong_figures": [w["figure"] for w in wrong if not w["name"]],
+               "wrong_unmarked": [w for w in wrong if w["figure"] not in unsupported and not w["name"]],
+               "other_names": [w["figure"] for w in wrong if w["name"]]}  # fmt: skip
         rows.append(row)
         if show:
             mark = "✓" if row["in_text"] else ("·" if row["in_text_or_sources"] else "✗")
-            print(f"  {mark} {question['q'][:60]!r} -> {text[:110]!r} {unsupported or ''}", file=sys.stderr)
+            unmarked = [w["figure"] for w in row["wrong_unmarked"]]
+            print(f"  {mark} {question['q'][:60]!r} -> {text[:110]!r} {unsupported or ''}"
+                  f"{f' UNMARKED {unmarked}' if unmarked else ''}", file=sys.stderr)  # fmt: skip
     answerable = [row for row in rows if row["answerable"]]
     off_topic = [row for row in rows if not row["answerable"]]
     figures_total = sum(row["figures"] for row in rows)
@@ -174,6 +218,16 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
         "figures": figures_total,
         "figures_not_found": sum(row["not_found"] for row in rows),
         "figures_not_found_share": sum(row["not_found"] for row in rows) / figures_total if figures_total else 0.0,
+        "echoed": sum(row["echoed"] for row in rows),
+        "foreign_in_their_language": sum(row["in_question_language"] for row in answerable if row["lang"] != "en"),
+        "foreign": sum(1 for row in answerable if row["lang"] != "en"),
+        "echo_shown": 0 if strip_echo else sum(row["echoed"] for row in rows),
+        "wrong_figures": sum(len(row["wrong_figures"]) for row in answerable),
+        "wrong_figures_unmarked": sum(len(row["wrong_unmarked"]) for row in answerable),
+        "wrong_unmarked": [{"q": row["q"], "text": row["text"], **w} for row in answerable
+                           for w in row["wrong_unmarked"]],
+        "other_names": [{"q": row["q"], "text": row["text"], "figure": name} for row in answerable
+                        for name in row["other_names"]],
         "off_topic_said_unknown": (sum(not row["relevant"] for row in off_topic) / len(off_topic)) if grounded and
         off_topic else None,
         "prompt_building_ms_p95": _p(overhead_ms, 0.95) if overhead_ms else None,
@@ -246,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: facts in text {_pct(run['facts_in_text'])} (in the model's own words "
                   f"{_pct(run['facts_in_generated'])}), in text or sources "
                   f"{_pct(run['facts_in_text_or_sources'])}, figures not found {run['figures_not_found']}/"
-                  f"{run['figures']}", file=sys.stderr, flush=True)  # fmt: skip
+                  f"{run['figures']}, wrong figures left unmarked {run['wrong_figures_unmarked']} (of "
+                  f"{run['wrong_figures']} not in the question's record), answers opening with the prompt's label "
+                  f"{run['echoed']} (shown {run['echo_shown']}), French and Chinese answers in the question's "
+                  f"language {run['foreign_in_their_language']} of {run['foreign']}", file=sys.stderr,
+                  flush=True)  # fmt: skip
         if not args.no_scale:
             result["scale"] = _scale(questions)
     if args.json:
@@ -261,7 +319,8 @@ def _variant(name: str, booth) -> dict:
     words +end template stop" (k passages; form facts|text|turn; a worked example; a logit bias toward the
     passages' tokens: all, content or words, and the end token too; the answer's start written by the site; the
     answer cut at its first blank line; the asked fact repeated before the question, "=short" introduced as "In
-    short,"; "-stop" and "-asked" turn those defaults off)."""
+    short,"; "-stop", "-asked" and "-strip" (the echo of the asked fact's label kept) turn those defaults off;
+    "+language" asks for the answer in the question's language)."""
     words = name.split()
     if not words or words[0] != "grounded":
         raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
@@ -284,6 +343,10 @@ def _variant(name: str, booth) -> dict:
             options["template_form"] = word.partition("=")[2] or booth.PROMPT_TEMPLATE_FORM
         elif word in ("stop", "-stop"):
             options["stop"] = word == "stop"
+        elif word in ("+language", "-language"):
+            options["language"] = word == "+language"
+        elif word == "-strip":
+            options["strip_echo"] = False
         elif word == "-asked":
             options["asked"] = False
         elif word in ("asked", "asked=label", "asked=short", "asked=answer"):  # "asked" alone: the default wording
@@ -306,14 +369,24 @@ def _print(result: dict) -> None:
           f"p95 {retrieval['retrieval_ms_p95']:.1f} ms (CPU p95 {retrieval['retrieval_cpu_ms_p95']:.1f} ms, "
           f"load average {retrieval['load_average']:.1f})")  # fmt: skip
     print(f"{'run':<26} {'facts in text':>14} {'model’s own':>12} {'text or sources':>16} {'figures':>8} "
-          f"{'not found':>10} {'off-topic: I don’t know':>24} {'prompt p95':>11}")  # fmt: skip
+          f"{'not found':>10} {'wrong, unmarked':>16} {'off-topic: I don’t know':>24} {'prompt p95':>11}")  # fmt: skip
     for name, run in result["runs"].items():
         building = run["prompt_building_ms_p95"]
         print(f"{name:<26} {_pct(run['facts_in_text']):>14} {_pct(run['facts_in_generated']):>12} "
               f"{_pct(run['facts_in_text_or_sources']):>16} "
               f"{run['figures']:>8} {run['figures_not_found']:>4} ({_pct(run['figures_not_found_share'])}) "
+              f"{run['wrong_figures_unmarked']:>8} of {run['wrong_figures']:<4} "
               f"{_pct(run['off_topic_said_unknown']):>24} "
               f"{'–' if building is None else f'{building:.1f} ms':>11}")  # fmt: skip
+    for name, run in result["runs"].items():
+        for wrong in run["wrong_unmarked"]:
+            where = "supported by another passage given" if wrong["elsewhere"] else "in no passage given"
+            print(f"  {name}: unmarked {wrong['figure']!r} ({where}) in {wrong['q']!r} -> {wrong['text'][:100]!r}")
+        for other in run["other_names"]:
+            print(
+                f"  {name}: another given record's name {other['figure']!r} (not counted) in {other['q']!r} -> "
+                f"{other['text'][:100]!r}"
+            )
     scale = result.get("scale")
     if scale:
         print(f"at WAIC's volume ({scale['passages']} passages): rebuild {scale['rebuild_s']} s, "

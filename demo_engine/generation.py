@@ -124,6 +124,7 @@ class _ReplyWriter:
         self.filter: moderation.ReplyFilter | None = None
         self.cut_by_filter = False
         self.grounding: booth_grounding.Grounding | None = None
+        self.echo = ""  # a booth reply: the prompt's label, cut from the reply's start if the model repeats it
 
     def use_stop_sequences(self, stop_sequences: list[str]) -> None:
         self.stop_sequences = [stop for stop in stop_sequences if stop]
@@ -156,6 +157,13 @@ class _ReplyWriter:
 
     def flush(self, *, tokens: int, final: bool) -> None:
         """Write the text that is safe to show as one delta frame."""
+        if self.echo and self.sent == 0:
+            # Nothing is shown until the reply's start can be told from a repeat of the prompt's label ("The
+            # answer:"), which is then cut: the saved text stays the deltas joined.
+            if not final and len(self.generated) < booth_grounding.ECHO_HOLD_CHARS:
+                return
+            self.generated = booth_grounding.echo_strip(self.generated, self.echo)
+            self.echo = ""
         end = len(self.generated) if final else max(self.sent, len(self.generated) - self.hold_back)
         # Every stop sequence starts at or after `sent`: held-back text is what could begin one.
         cuts = [found for stop in self.stop_sequences if (found := self.generated.find(stop, self.sent)) != -1]
@@ -196,6 +204,7 @@ def _stream_reply(engine, reply: Message, writer: _ReplyWriter) -> ReplyOutcome:
                 return _cut_by_filter(reply, writer, stats=None)
             return ReplyOutcome(Message.Status.DONE, finish_reason="stop")
         messages = writer.grounding.messages
+        writer.echo = writer.grounding.echo
         if writer.grounding.stop_at_blank_line:
             writer.use_stop_sequences([*writer.stop_sequences, booth_grounding.ANSWER_END])
     plan = engine.render_chat(messages, max_new_tokens=reply.max_new_tokens)

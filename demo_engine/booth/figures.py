@@ -11,6 +11,19 @@ the few after it, in the same fact ("70,000 m² of exhibition space" does not; "
 GPUs"). A right number copied from the wrong fact of a right source is marked like an invented one. A word the
 sources never count in ("800 entreprises" against English sources, "1,000 visitors") leaves the value check alone:
 the rule cannot tell a translation from a mistake.
+
+A number is checked with its label too, within one fact of one source: "$6,000,000 (about $6M) (disclosed)" is
+marked when the sources have $6,000,000 only as a press claim ("Claim: about $6,000,000") and the disclosed figure
+is $5,576,000. The label of a number is the content's word for what kind of figure it is (disclosed, derived,
+estimated, claimed, assumed): in a reply, the first such word after the number in its sentence (past a restatement
+in brackets, "(about $6M)", but not past another figure or a colon) or one of the three words before it ("claims it
+spent $6M"); in a source, the first after it in its fact (not past a colon), any since the previous number (after a
+colon: "80GB: rental price assumed at $1.50"), and any before the fact's first number ("Claimed: about $6,000,000").
+A source number must then carry every label the reply gives it, with the counted word and the dollar sign, on the
+same number of the same fact: values are never pooled across facts for this. A reply that gives no label keeps the
+value check, except for a figure that only a press claim gives: its sentence must say it is a claim ("claims",
+"says", "according to", "the press"…), so "DeepSeek-V3 cost $6M to train" is marked and "DeepSeek says it spent $6M"
+is not.
 """
 
 from __future__ import annotations
@@ -76,14 +89,101 @@ def _counted_word(text: str, end: int) -> str | None:
     return _word_stem(match.group())
 
 
-def _counted_words(text: str) -> list[tuple[set[float], set[str]]]:
-    """For every number in a source: its values, and the stems of the few words after it."""
+# The labels the content puts on a figure (`FigureKind`, a press claim, a hardware price's "assumed"), in English and
+# French, each to one key. A reply's label outside this list ("reported", "officiel") is not checked.
+_LABELS = {"disclosed": "disclosed", "divulgué": "disclosed", "divulguée": "disclosed", "derived": "derived",
+           "dérivé": "derived", "dérivée": "derived", "estimated": "estimated", "estimate": "estimated",
+           "estimates": "estimated", "estimé": "estimated", "estimée": "estimated", "estimés": "estimated",
+           "estimation": "estimated", "claim": "claimed", "claims": "claimed", "claimed": "claimed",
+           "revendiqué": "claimed", "revendiquée": "claimed", "assumed": "assumed", "assumption": "assumed",
+           "supposé": "assumed"}  # fmt: skip
+# Words that say a figure is someone's claim, not a fact: a figure only a claim gives must have one in its sentence.
+_ATTRIBUTION = re.compile(
+    r"\b(?:claim\w*|says?|said|according|press|report\w*|stat(?:es|ed|ement)|announc\w*|selon|affirm\w*|"
+    r"prétend\w*|revendiqu\w*|déclar\w*)\b|声称|宣称|据称|据报道|表示",
+    re.IGNORECASE,
+)
+_SEGMENT_END = re.compile(r"[;\n]|[.!?](?:\s|$)")  # a fact's end, for labels (a sentence, a ";" item, a line)
+_LABELS_BEFORE = 3  # how many words before a reply's number may label it ("claims it spent $6M")
+
+
+@dataclass(frozen=True)
+class _Occurrence:
+    """One number of one source fact: its values, the stems of the few words after it, its labels, whether it is an
+    amount in dollars."""
+
+    values: set[float]
+    words: set[str]
+    labels: set[str]
+    dollars: bool
+
+
+def _label_words(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), _LABELS[m.group().lower()]) for m in _WORD.finditer(text) if m.group().lower() in _LABELS]
+
+
+def _is_dollars(text: str, start: int) -> bool:
+    """A number written as dollars: "$" right before it, or the second end of a dollar range ("$80–100M")."""
+    before = text[max(0, start - 16) : start]
+    return before.endswith("$") or bool(re.search(r"\$[\d.,]+[kKMB]?\s*(?:[–-]|to\s)\s*$", before))
+
+
+def _segments(text: str) -> list[tuple[int, int]]:
+    bounds, start = [], 0
+    for match in _SEGMENT_END.finditer(text):
+        bounds.append((start, match.start()))
+        start = match.end()
+    bounds.append((start, len(text)))
+    return bounds
+
+
+def _occurrences(text: str) -> list[_Occurrence]:
+    """Every number of the sources, with what it counts and its labels, fact by fact."""
     found = []
-    for match in _NUMBER.finditer(text):
-        after = _FACT_END.split(text[match.end() : match.end() + 80], maxsplit=1)[0]  # this fact only
-        words = _WORD.findall(after)[:_WORDS_AFTER]
-        found.append((_values(match.group()), {_word_stem(word) for word in words}))
+    for seg_start, seg_end in _segments(text):
+        segment = text[seg_start:seg_end]
+        numbers = list(_NUMBER.finditer(segment))
+        if not numbers:
+            continue
+        labels = _label_words(segment)
+        heading = {label for at, label in labels if at < numbers[0].start()}  # "Claimed: about $6,000,000"
+        previous_end = 0
+        for match in numbers:
+            # The words since the previous number (after a colon, if any) label it: "80GB: rental price assumed at
+            # $1.50".
+            lead = segment[previous_end : match.start()].rsplit(":", 1)[-1]
+            previous_end = match.end()
+            near = {_LABELS[word.lower()] for word in _WORD.findall(lead) if word.lower() in _LABELS}
+            after = _FACT_END.split(segment[match.end() : match.end() + 80], maxsplit=1)[0]  # this fact only
+            words = _WORD.findall(after)[:_WORDS_AFTER]
+            # Its own label: the first after it, unless a new fact's heading (a colon) comes first ("released December
+            # 2024): 671B total, 37B active (MoE) parameters (disclosed)": the year is not labelled, 671B is).
+            own = next((label for at, label in labels if at >= match.end()
+                        and ":" not in re.sub(r"\([^()]*\)", "", segment[match.end() : at])), None)  # fmt: skip
+            found.append(_Occurrence(_values(match.group()), {_word_stem(word) for word in words},
+                                     heading | near | ({own} if own else set()),
+                                     _is_dollars(segment, match.start())))  # fmt: skip
     return found
+
+
+def _reply_labels(text: str, figure: FoundFigure, others: list[FoundFigure]) -> set[str]:
+    """The labels a reply gives a number: the first label word after it in its sentence, unless another figure
+    (not a restatement in brackets) comes between; and any of the few words before it, back to the last figure."""
+    seg_start, seg_end = next((a, b) for a, b in _segments(text) if a <= figure.start <= b)
+    labels: set[str] = set()
+    after = text[figure.end : seg_end]
+    first = next(iter(_label_words(after)), None)
+    if first is not None:
+        gap = re.sub(r"\([^()]*\)", "", after[: first[0]])  # "(about $6M)" restates the same figure
+        # Not past another figure ("H800" is a name here: "2,000 H800 chips (disclosed)"), nor past a colon:
+        # "A100 SXM 80GB: rental price assumed at $1.50" labels $1.50, not 80.
+        if not _NUMBER.search(gap) and ":" not in gap:
+            labels.add(first[1])
+    previous = max((other.end for other in others if other.end <= figure.start), default=seg_start)
+    before = text[max(previous, seg_start) : figure.start]
+    near = _WORD.findall(before)[-_LABELS_BEFORE:]
+    labels.update(_LABELS[word.lower()] for word in near if word.lower() in _LABELS)
+    return labels
 
 
 def _is_year(values: set[float]) -> bool:
@@ -137,7 +237,7 @@ def _close(value: float, known: set[float]) -> bool:
     for other in known:
         if value == other:
             return True
-        if value >= 1000 and other and abs(value - other) / other <= 0.02:
+        if value >= 10_000 and other and abs(value - other) / other <= 0.02:  # not years: 2024 is not "2,000"
             return True
     return False
 
@@ -160,13 +260,16 @@ def figures_in(text: str) -> list[FoundFigure]:
 
 
 def unsupported_figures(text: str, source_texts: list[str]) -> list[str]:
-    """The figures of `text` found in none of `source_texts`, as written, each once, in order."""
+    """The figures of `text` found in none of `source_texts`, as written, each once, in order. Each source text is
+    read as its facts (split at lines, ";" and sentence ends): a number with a label or a counted word must find
+    both on one number of one fact."""
     sources = " \n ".join(source_texts)
     codes, times, values, dates = _codes(sources), _times(sources), _values(sources), _dates(sources)
-    counted = _counted_words(sources)
-    counting_words = {word for _values_after, words in counted for word in words}
+    occurrences = [occurrence for source in source_texts for occurrence in _occurrences(source)]
+    counting_words = {word for occurrence in occurrences for word in occurrence.words}
     missing: list[str] = []
-    for figure in figures_in(text):
+    found = figures_in(text)
+    for figure in found:
         written = figure.text.strip()
         if _DATE.fullmatch(written):
             ok = _dates(written) <= dates
@@ -178,12 +281,29 @@ def unsupported_figures(text: str, source_texts: list[str]) -> list[str]:
             ok = all(_close(value, values) for value in _values(written) if value not in (0, 1))
             # "1" and "0" are words more than figures ("1 booth"); a value also counts when any reading of it matches
             ok = ok or any(_close(value, values) for value in _values(written) if value >= 1000)
-            word = _counted_word(text, figure.end)
             written_values = {value for value in _values(written) if value not in (0, 1)}
-            if ok and word in counting_words and written_values and not _is_year(written_values):
-                # The value is in a source: it must also count the same thing there.
-                ok = any(word in words and any(_close(value, known_values) for value in written_values)
-                         for known_values, words in counted)  # fmt: skip
+            word = _counted_word(text, figure.end)
+            if word not in counting_words or _is_year(written_values):
+                word = None  # a word the sources never count in: the value check alone
+            labels = _reply_labels(text, figure, found)
+            dollars = text[max(0, figure.start - 1) : figure.start] == "$"
+            if ok and written_values:
+                # The value is in a source: one number of one fact must also count the same thing, carry the same
+                # labels and be dollars when the reply's is.
+                matches = [
+                    occurrence
+                    for occurrence in occurrences
+                    if any(_close(value, occurrence.values) for value in written_values)
+                    and (word is None or word in occurrence.words)
+                    and (not dollars or occurrence.dollars)
+                ]
+                if word or labels or dollars:
+                    ok = any(labels <= occurrence.labels for occurrence in matches)
+                if ok and matches and all("claimed" in occurrence.labels for occurrence in matches):
+                    # Only a claim gives it: the reply must say it is one ("DeepSeek-V3 cost $6M" is marked, "DeepSeek
+                    # says it spent $6M" is not).
+                    seg_start, seg_end = next((a, b) for a, b in _segments(text) if a <= figure.start <= b)
+                    ok = bool(_ATTRIBUTION.search(text[seg_start:seg_end]))
         if not ok and written not in missing:
             missing.append(written)
     return missing

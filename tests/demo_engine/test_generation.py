@@ -227,3 +227,19 @@ def test_a_finished_reply_stream_expires_soon(reply, monkeypatch):
     generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
     ttl = shared_redis.client().ttl(reply_stream.stream_key(ReplyRef.of(reply)))
     assert 0 < ttl <= reply_stream.FINISHED_STREAM_TTL_S
+
+
+def test_a_booth_reply_never_shows_the_prompts_label_it_repeats(reply, monkeypatch):
+    """The booth assistant's reply that opens with "The answer:" (the prompt's line before the question), even split
+    across tokens, is streamed and saved without it; the saved text is still the deltas joined."""
+    from demo_engine.booth import grounding
+
+    Message.objects.filter(id=reply.id).update(grounded=True)
+    built = grounding.Grounding(question="hello", language="en", relevant=True,
+                                messages=[{"role": "user", "content": "hello"}], echo="The answer:")  # fmt: skip
+    monkeypatch.setattr(generation.booth_grounding, "grounding_build", lambda **_: built)
+    use_engine(monkeypatch, ScriptedEngine(["The", " ans", "wer", ":", " Huangpu", " Robotics", ": hall H1"]))
+    generation.reply_generate(message_id=reply.id, stream_token=reply.stream_token.hex)
+    reply.refresh_from_db()
+    shown = "".join(f["text"] for f in frames_of(reply) if f["type"] == "delta")
+    assert shown == "Huangpu Robotics: hall H1" == reply.content

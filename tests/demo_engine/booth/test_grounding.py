@@ -146,3 +146,44 @@ def test_a_figure_is_checked_against_the_record_its_sentence_names(indexed_demo)
     palm = ask("How many parameters does PaLM have?")
     assert grounding.figures_unsupported(grounding=palm, reply_text="PaLM has 135 parameters.") == ["135"]  # SmolLM2's
     assert grounding.figures_unsupported(grounding=palm, reply_text="PaLM has 540B parameters.") == []
+
+
+def test_a_press_claim_given_as_the_disclosed_cost_is_marked(indexed_demo):
+    """The chat's answer that mixed DeepSeek-V3's two records ("$6,000,000 (about $6M) (disclosed)": the press
+    claim's figure with the disclosed cost's label) is marked against the demo content's two passages; the disclosed
+    cost with its label, and the claim as a claim, are not."""
+    built = ask("How much did DeepSeek-V3 cost to train?")
+    assert {p.title for p in built.passages} == {"DeepSeek-V3", "Claim: DeepSeek-V3"}
+    marked = grounding.figures_unsupported(grounding=built, reply_text="$6,000,000 (about $6M) (disclosed)")
+    assert marked == ["6,000,000", "6M"]
+    for text in ("DeepSeek-V3's training cost $5,576,000 (about $5.58M) (disclosed).",
+                 "DeepSeek claims it spent $6,000,000 (about $6M)."):  # fmt: skip
+        assert grounding.figures_unsupported(grounding=built, reply_text=text) == [], text
+
+
+def test_a_repeat_of_the_prompts_label_is_cut_from_the_answers_start():
+    """ "The answer:" (the line before the question) repeated by the model is cut, in the spellings the eval saw; the
+    next word is capitalised; an answer that only mentions the words, or says nothing after them, is left alone."""
+    label = grounding.ASKED_LABELS["answer"]
+    assert grounding.echo_strip("The answer: Huangpu Robotics: hall H1, booth B-112", label) == (
+        "Huangpu Robotics: hall H1, booth B-112"
+    )
+    assert grounding.echo_strip("The answer is: Merlion Cloud: hall H2", label) == "Merlion Cloud: hall H2"
+    assert grounding.echo_strip("The answer is booth B-112.", label) == "Booth B-112."
+    assert grounding.echo_strip("the answer is 16,384.", label) == "16,384."
+    kept_as_is = ("Seine AI Lab: hall H2, booth D-045", "The answers are in hall H1.", "The answer:", "The answer:\n\n")
+    for kept in kept_as_is:
+        assert grounding.echo_strip(kept, label) == kept
+    assert grounding.echo_strip("The answer: X", "") == "The answer: X"
+
+
+def test_every_published_fact_quoted_as_a_reply_is_not_marked(indexed_demo):
+    """No correct figure is marked: each fact (and the whole text) of every demo passage, copied as the reply, passes
+    the figure check against that passage and the conference, labels, counted words and claims included."""
+    from demo_engine.booth import figures
+    from demo_engine.booth.models import Passage
+
+    conference = grounding.checked_text(grounding.conference_passage(), title=False)
+    for passage in Passage.objects.all():
+        for fact in [*passage.facts, passage.text]:
+            assert figures.unsupported_figures(fact, [grounding.checked_text(passage), conference]) == [], fact
