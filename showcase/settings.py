@@ -204,14 +204,17 @@ if LOG_FORMAT not in ("plain", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "showcase.core.log_context.ContextFilter"}},
+    "filters": {
+        "context": {"()": "showcase.core.log_context.ContextFilter"},
+        "not_ready": {"()": "showcase.core.log_context.NotReadyIsNotAnErrorFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         "json": {"()": "showcase.core.log_context.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "django.request": {"filters": ["not_ready"]}},
 }
 
 # Prometheus metrics at /metrics (showcase.core.metrics): only with `Authorization: Bearer <METRICS_TOKEN>`, or from

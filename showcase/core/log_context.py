@@ -78,3 +78,15 @@ class JsonFormatter(logging.Formatter):
         elif record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
         return json.dumps(line, ensure_ascii=False)
+
+
+class NotReadyIsNotAnErrorFilter(logging.Filter):
+    """`django.request` logs every 5xx as an error; a 503 of `/healthz/` is an answer ("not ready yet": `make run`
+    polls it while the worker loads the model, a load balancer while a part is down), logged at INFO instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        path = getattr(request, "path", "") or ""
+        if getattr(record, "status_code", None) == 503 and path.startswith("/healthz/"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True

@@ -1,12 +1,15 @@
 """Health checks, security headers and the first staff account, through Django's test client."""
 
 import json
+import logging
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 from showcase.core import selectors
+from showcase.core.log_context import NotReadyIsNotAnErrorFilter
 
 
 def test_live_is_200(client):
@@ -25,6 +28,20 @@ def test_ready_is_503_naming_redis_when_redis_is_unreachable(client, settings):
     assert response.status_code == 503
     assert "redis" in body["down"]
     assert body["parts"]["database"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_not_ready_is_logged_as_information_not_as_an_error(client, settings, caplog):
+    """`make run` polls readiness while the worker loads: its 503s are logged at INFO, not as server errors; any
+    other 5xx stays an error."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    client.get("/healthz/ready")
+    records = [record for record in caplog.records if record.name == "django.request"]
+    assert records and all(record.levelname == "INFO" for record in records)
+    other = logging.LogRecord("django.request", logging.ERROR, "", 0, "Service Unavailable: /chat/", (), None)
+    other.status_code, other.request = 503, RequestFactory().get("/chat/")
+    NotReadyIsNotAnErrorFilter().filter(other)
+    assert other.levelname == "ERROR"
 
 
 @pytest.mark.django_db
