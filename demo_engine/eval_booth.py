@@ -146,14 +146,21 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
          show: bool, form: str = "", bias: float | None = None, bias_tokens: str = "", bias_end: bool | None = None,
          template: bool | None = None, stop: bool | None = None, template_form: str = "",
          asked: bool | None = None, asked_label: str = "", strip_echo: bool = True,
-         language: bool | None = None) -> dict:  # fmt: skip
+         language: bool | None = None, history: bool = False, history_mode: str = "") -> dict:  # fmt: skip
+    """One run over the questions. With `history`, each question is asked as the chat page would ask it after the
+    one before it in the set: that question and the answer this run gave it come first in the conversation."""
     from demo_engine.booth import grounding as booth
 
     rows, overhead_ms = [], []
     for question in questions:
         started = time.perf_counter()
+        turns = [{"role": "user", "content": question["q"]}]
+        if history and rows:
+            turns = [{"role": "user", "content": rows[-1]["q"]}, {"role": "assistant", "content": rows[-1]["text"]},
+                     *turns]  # fmt: skip
         if grounded:
-            built = booth.grounding_build(history=[{"role": "user", "content": question["q"]}], k=k, example=example,
+            built = booth.grounding_build(history=turns, k=k, example=example,
+                                          history_mode=history_mode or booth.PROMPT_HISTORY,
                                           form=form or booth.PROMPT_FORM,
                                           bias=booth.PROMPT_BIAS if bias is None else bias,
                                           bias_tokens=bias_tokens or booth.PROMPT_BIAS_TOKENS,
@@ -184,7 +191,7 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
             relevant = built.relevant
             given = built.passages
         else:
-            text = generated = _answer(engine, [{"role": "user", "content": question["q"]}], max_new_tokens)
+            text = generated = _answer(engine, turns, max_new_tokens)
             from demo_engine.booth.figures import figures_in
 
             cards, unsupported, shown, relevant = [], [f.text for f in figures_in(text)], "", True
@@ -320,7 +327,8 @@ def _variant(name: str, booth) -> dict:
     passages' tokens: all, content or words, and the end token too; the answer's start written by the site; the
     answer cut at its first blank line; the asked fact repeated before the question, "=short" introduced as "In
     short,"; "-stop", "-asked" and "-strip" (the echo of the asked fact's label kept) turn those defaults off;
-    "+language" asks for the answer in the question's language)."""
+    "+language" asks for the answer in the question's language; "+history" asks each question after the one before
+    it and its answer, "history=turns|questions|none" says what the prompt keeps of them)."""
     words = name.split()
     if not words or words[0] != "grounded":
         raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
@@ -345,6 +353,10 @@ def _variant(name: str, booth) -> dict:
             options["stop"] = word == "stop"
         elif word in ("+language", "-language"):
             options["language"] = word == "+language"
+        elif word == "+history":
+            options["history"] = True
+        elif word in ("history=turns", "history=questions", "history=none"):
+            options["history_mode"] = word.partition("=")[2]
         elif word == "-strip":
             options["strip_echo"] = False
         elif word == "-asked":

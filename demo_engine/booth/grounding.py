@@ -92,6 +92,12 @@ ANSWER_LANGUAGE_LINES = {"fr": "Answer in French.", "zh-hans": "Answer in Chines
 # The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules
 # (with the answer's start: 7 figures marked of 189 without it, 3 of 149 with it; the facts stated, the same).
 PROMPT_STOP_AT_BLANK_LINE = True
+# What the prompt keeps of the conversation before the last question: "turns", every earlier question and answer
+# (a 135M model then copies its own earlier answer, or rambles on from it, instead of the facts); "questions", none
+# of the turns, but a follow-up's question is written with the earlier question(s) it points back to, as retrieval
+# searched for it ("Where is Huangpu Robotics? and what do they make?"); "none", the last question alone. Measured
+# with `python -m demo_engine.eval_booth --runs "grounded +history history=…"` (README).
+PROMPT_HISTORY = "questions"
 ANSWER_END = "\n\n"
 
 # Tokens a bias toward "content" leaves alone: the words every answer has whatever its facts, in the three languages.
@@ -179,13 +185,15 @@ def facts_block(passages: list[Passage], *, form: str = PROMPT_FORM) -> str:
 
 
 def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM, asked_fact: bool = False,
-              asked_label: str = PROMPT_ASKED_LABEL, language: bool = False) -> str:  # fmt: skip
-    """The passages, then (with `asked_fact`) the one fact the question asks for again, right before the question."""
+              asked_label: str = PROMPT_ASKED_LABEL, language: bool = False, fact_for: str = "") -> str:  # fmt: skip
+    """The passages, then (with `asked_fact`) the one fact the question asks for again, right before the question.
+    `fact_for`: the words that choose that fact when they are not the question's (a follow-up's own words, when
+    the question line also holds the earlier question it points back to)."""
     if not passages:
         return question
     asked = ""
     if asked_fact:
-        fact = _fact_for(passages[0].facts or [passages[0].text], question, "")
+        fact = _fact_for(passages[0].facts or [passages[0].text], fact_for or question, "")
         asked = f"\n\n{ASKED_LABELS[asked_label]} {fact}"
     answer_in = ANSWER_LANGUAGE_LINES.get(question_language(question), "") if language else ""
     return f"Facts:\n{facts_block(passages, form=form)}{asked}\n\nQuestion: {question}" + (
@@ -234,10 +242,12 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
                     template_form: str = PROMPT_TEMPLATE_FORM,
                     asked_fact: bool = PROMPT_ASKED_FACT,
                     asked_label: str = PROMPT_ASKED_LABEL,
-                    language: bool = PROMPT_ANSWER_LANGUAGE) -> Grounding:  # fmt: skip
+                    language: bool = PROMPT_ANSWER_LANGUAGE,
+                    history_mode: str = PROMPT_HISTORY) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
-    found = retrieval.retrieve(question=retrieval_query(history), k=max(k, SOURCES_SHOWN))
+    query = retrieval_query(history)
+    found = retrieval.retrieve(question=query, k=max(k, SOURCES_SHOWN))
     conference = conference_passage()
     passages = [hit.passage for hit in found.hits[:k]] if found.relevant else []
     grounding = Grounding(question=question, language=question_language(question), relevant=found.relevant,
@@ -248,16 +258,20 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
         grounding.answer_start = answer_start(question=question, passages=passages, form=template_form)
     if asked_fact and passages and not grounding.answer_start:
         grounding.echo = ASKED_LABELS[asked_label]
-    earlier = [turn for turn in history[:-1] if turn["role"] != "system"] if history else []
+    earlier = [turn for turn in history[:-1] if turn["role"] != "system"] if history_mode == "turns" else []
+    asked = question
+    if history_mode == "questions":  # a follow-up asked with the question(s) it points back to
+        asked = " ".join(line.strip() for line in query.splitlines() if line.strip()) or question
     if form == "turn" and passages:
         # The passages as the assistant's own previous answer to "what does the directory say?": a small model
         # repeats what it said before more readily than what it was told.
         lookup = [{"role": "user", "content": "What does the booth's directory say about this?"},
                   {"role": "assistant", "content": facts_block(passages, form="text")},
-                  {"role": "user", "content": question}]  # fmt: skip
+                  {"role": "user", "content": asked}]  # fmt: skip
     else:
-        lookup = [{"role": "user", "content": user_turn(question, passages, form=form, asked_fact=asked_fact,
-                                                        asked_label=asked_label, language=language)}]  # fmt: skip
+        lookup = [{"role": "user", "content": user_turn(asked, passages, form=form, asked_fact=asked_fact,
+                                                        asked_label=asked_label, language=language,
+                                                        fact_for=question)}]  # fmt: skip
     grounding.messages = [{"role": "system", "content": system_turn(conference, example=example)}, *earlier, *lookup]
     return grounding
 
