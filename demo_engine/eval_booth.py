@@ -150,6 +150,7 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
     """One run over the questions. With `history`, each question is asked as the chat page would ask it after the
     one before it in the set: that question and the answer this run gave it come first in the conversation."""
     from demo_engine.booth import grounding as booth
+    from demo_engine.booth.figures import figures_in
 
     rows, overhead_ms = [], []
     for question in questions:
@@ -187,23 +188,23 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
             text = f"{start} {generated}".strip() if start and built.relevant else generated
             cards = booth.source_cards(grounding=built, reply_text=text)
             unsupported = booth.figures_unsupported(grounding=built, reply_text=text)
+            names = [item for item in unsupported if not figures_in(item)]  # the names marked, apart from figures
+            unsupported = [item for item in unsupported if item not in names]
             shown = " ".join(f"{card.title} {card.fact}" for card in cards)
             relevant = built.relevant
             given = built.passages
         else:
             text = generated = _answer(engine, turns, max_new_tokens)
-            from demo_engine.booth.figures import figures_in
-
             cards, unsupported, shown, relevant = [], [f.text for f in figures_in(text)], "", True
+            names = []
             given, echoed = [], False
-        from demo_engine.booth.figures import figures_in
-
         wrong = _wrong_figures(text, question.get("key"), given)
         row = {"q": question["q"], "lang": question["lang"], "text": text, "expect": question["expect"],
                "in_text": _states(text, question["expect"]), "in_generated": _states(generated, question["expect"]),
                "in_text_or_sources": _states(f"{text} {shown}",
                question["expect"]), "figures": len(figures_in(text)), "not_found": len(unsupported),
-               "unsupported": unsupported, "sources": [card.title for card in cards], "relevant": relevant,
+               "unsupported": unsupported, "names_not_found": names, "sources": [card.title for card in cards],
+               "relevant": relevant,
                "answerable": bool(question["record"]), "echoed": echoed,
                "in_question_language": booth.question_language(text) == question["lang"],
                "wrong_figures": [w["figure"] for w in wrong if not w["name"]],
@@ -226,6 +227,8 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
         "figures_not_found": sum(row["not_found"] for row in rows),
         "figures_not_found_share": sum(row["not_found"] for row in rows) / figures_total if figures_total else 0.0,
         "echoed": sum(row["echoed"] for row in rows),
+        "names_not_found": [{"q": row["q"], "text": row["text"], "name": name} for row in rows
+                            for name in row["names_not_found"]],
         "foreign_in_their_language": sum(row["in_question_language"] for row in answerable if row["lang"] != "en"),
         "foreign": sum(1 for row in answerable if row["lang"] != "en"),
         "echo_shown": 0 if strip_echo else sum(row["echoed"] for row in rows),
@@ -391,6 +394,8 @@ def _print(result: dict) -> None:
               f"{_pct(run['off_topic_said_unknown']):>24} "
               f"{'–' if building is None else f'{building:.1f} ms':>11}")  # fmt: skip
     for name, run in result["runs"].items():
+        for marked in run["names_not_found"]:
+            print(f"  {name}: name marked {marked['name']!r} in {marked['q']!r} -> {marked['text'][:100]!r}")
         for wrong in run["wrong_unmarked"]:
             where = "supported by another passage given" if wrong["elsewhere"] else "in no passage given"
             print(f"  {name}: unmarked {wrong['figure']!r} ({where}) in {wrong['q']!r} -> {wrong['text'][:100]!r}")

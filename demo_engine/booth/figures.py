@@ -307,3 +307,27 @@ def unsupported_figures(text: str, source_texts: list[str]) -> list[str]:
         if not ok and written not in missing:
             missing.append(written)
     return missing
+
+
+# Names: a capitalised word inside a sentence is a name in English ("located in the Shibuya-Shinagawa district of
+# Tokyo"); one that none of the texts the model was given has (sources, opening turn, question) is as invented as a
+# wrong figure. A sentence's first word is left alone (it is capitalised whatever it is), and so is anything
+# not in Latin letters.
+_CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
+_SENTENCE_START = re.compile(r"(?:^|(?<=[.!?:;])\s+|\n+)")
+_NAME_PART = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def unsupported_names(text: str, known_texts: list[str]) -> list[str]:
+    """The capitalised words inside the sentences of `text` with a part found in none of `known_texts` (case
+    ignored), as written, each once, in order."""
+    known = {word.lower() for known_text in known_texts for word in _NAME_PART.findall(known_text)}
+    starts = {match.end() for match in _SENTENCE_START.finditer(text)}
+    missing: list[str] = []
+    for match in _CAPITALISED.finditer(text):
+        if match.start() in starts:
+            continue
+        name = match.group().rstrip("'’-")
+        if any(part.lower() not in known for part in _NAME_PART.findall(name)) and name not in missing:
+            missing.append(name)
+    return missing

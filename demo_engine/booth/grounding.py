@@ -440,7 +440,9 @@ def figures_unsupported(*, grounding: Grounding, reply_text: str) -> list[str]:
     """The reply's figures that its sources do not support, in order, each once. A sentence that names some of the
     reply's records (a distinctive word of their titles) is checked against those records and the opening turn
     only: asked the A100's price, "The A100 has 3.35 TB/s" copies the H100's figure from the other passage and is
-    marked. A sentence that names none is checked against all of them."""
+    marked. A sentence that names none is checked against all of them. Names are checked too: a capitalised word
+    inside a sentence that nothing the model was given has ("… the Shibuya-Shinagawa district of Tokyo" for a booth
+    in hall H1) is marked like a figure."""
     checked = grounding.checked_texts  # the passages' texts, then the conference's
     conference = checked[len(grounding.passages) :]
     names = _distinctive_names(grounding.passages)
@@ -450,4 +452,5 @@ def figures_unsupported(*, grounding: Grounding, reply_text: str) -> list[str]:
         for figure in figures.unsupported_figures(sentence, [*about, *conference] if about else checked):
             if figure not in missing:
                 missing.append(figure)
-    return missing
+    given = [*checked, *(turn["content"] for turn in grounding.messages), grounding.question]
+    return missing + [name for name in figures.unsupported_names(reply_text, given) if name not in missing]

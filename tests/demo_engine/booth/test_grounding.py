@@ -201,3 +201,13 @@ def test_every_published_fact_quoted_as_a_reply_is_not_marked(indexed_demo):
     for passage in Passage.objects.all():
         for fact in [*passage.facts, passage.text]:
             assert figures.unsupported_figures(fact, [grounding.checked_text(passage), conference]) == [], fact
+
+
+def test_an_invented_place_is_marked_like_an_invented_figure(indexed_demo):
+    """Asked where Sakura Vision's booth is, the model wrote a Tokyo district (measured: the eval's one answer with
+    an invented place): names that nothing the model was given has are marked; the right answer has none."""
+    built = ask("Where is the Sakura Vision booth?")
+    invented = "The Sakura Vision booth is located in the Shibuya-Shinagawa district of Tokyo, Japan."
+    assert grounding.figures_unsupported(grounding=built, reply_text=invented) == ["Shibuya-Shinagawa", "Tokyo"]
+    right = "The Sakura Vision booth is in hall H1, booth B-140: Sakura Vision, from Japan, shows the SV-Eye camera."
+    assert grounding.figures_unsupported(grounding=built, reply_text=right) == []
