@@ -59,11 +59,14 @@ def sampling_from_options(options: object) -> services.SamplingChoice:
     )
     if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 2:
         raise FrameError("bad_frame", "'options.temperature' must be a number from 0 to 2.")
-    max_new_tokens = options.get("max_new_tokens", settings.CHAT_MAX_NEW_TOKENS)
+    # The booth assistant answers in one or two sentences, at most as long as its eval measured them: what a 135M
+    # model writes past that is a loop ("They are a technology company that…") for seconds of the visitor's time.
+    cap = min(settings.CHAT_MAX_NEW_TOKENS, settings.CHAT_GROUNDED_MAX_NEW_TOKENS if grounded else 10**9)
+    max_new_tokens = options.get("max_new_tokens", cap)
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
         raise FrameError("bad_frame", "'options.max_new_tokens' must be a whole number ≥ 1.")
     # Capped, not refused: a client asking for more simply gets the site's maximum.
-    max_new_tokens = min(max_new_tokens, settings.CHAT_MAX_NEW_TOKENS)
+    max_new_tokens = min(max_new_tokens, cap)
     # The chat page's repetition penalty is a documented site setting for the plain model; the API applies none unless
     # asked. A grounded reply gets none: the penalty counts the prompt's tokens, so it pushes the model away from the
     # very passages it must copy (with 1.1, "Where is Huangpu Robotics?" got "Sydney, Australia" on the chat page

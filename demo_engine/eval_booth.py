@@ -265,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrieval-only", action="store_true", help="no answers: retrieval and the scale figures")
     parser.add_argument("--runs", default="", help="only these runs, comma-separated (e.g. 'grounded k=2 turn')")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=48, help="per answer (the answers wanted are one or two sentences)"
+        "--max-new-tokens", type=int, default=64,
+        help="per answer (64, the chat socket's CHAT_GROUNDED_MAX_NEW_TOKENS: one or two sentences)"
     )
     parser.add_argument("--show", action="store_true", help="print each answer as it comes (stderr)")
     args = parser.parse_args(argv)

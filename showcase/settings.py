@@ -239,6 +239,8 @@ CHAT_GENERATION_TIME_LIMIT_S = env_int("CHAT_GENERATION_TIME_LIMIT_S", 300)
 CHAT_TEMPERATURE = 0.7
 CHAT_REPETITION_PENALTY = 1.1  # the plain model's, on the chat page; never on a grounded reply nor in the API
 CHAT_GROUNDED_TEMPERATURE = 0.0  # the booth assistant's default: greedy, as `eval_booth` measures it
+# The booth assistant's longest answer on the chat socket, in tokens: as long as `eval_booth` measures answers.
+CHAT_GROUNDED_MAX_NEW_TOKENS = env_int("CHAT_GROUNDED_MAX_NEW_TOKENS", 64)
 # The engine in each worker process.
 ENGINE_FP32 = env_bool("ENGINE_FP32", False)
 ENGINE_DEVICE = env_str("ENGINE_DEVICE", "cpu")

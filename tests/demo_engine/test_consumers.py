@@ -178,6 +178,10 @@ def test_sampling_options_are_validated_and_capped(settings):
     booth = sampling_from_options({"grounded": True})
     assert (booth["grounded"], booth["temperature"], booth["repetition_penalty"]) == (True, 0.0, 1.0)
     assert sampling_from_options({"grounded": True, "temperature": 0.5})["temperature"] == 0.5
+    # ... and no longer than its eval measured it: past that, a 135M model loops for seconds.
+    settings.CHAT_GROUNDED_MAX_NEW_TOKENS = 48
+    assert booth["max_new_tokens"] == 64 and sampling_from_options({"grounded": True})["max_new_tokens"] == 48
+    assert sampling_from_options({"grounded": True, "max_new_tokens": 500})["max_new_tokens"] == 48
     assert sampling_from_options({})["temperature"] == settings.CHAT_TEMPERATURE == 0.7
     with pytest.raises(Exception, match="seed"):
         sampling_from_options({"seed": -1})
