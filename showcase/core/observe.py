@@ -87,7 +87,21 @@ class ObservabilityMiddleware:
         log_context.bind(request_id=log_context.new_request_id(headers.get(b"x-request-id")), conversation_id=None,
                          reply_id=None)  # fmt: skip
         path = scope["path"] if scope["path"] in WEBSOCKET_PATHS else "other"
-        accepted = False
+        accepted = closed = False
+
+        def count_closed() -> None:
+            # Once the socket is closed, by either side, not when its consumer ends: a consumer waiting in
+            # channels-redis's receive can outlive its socket by seconds (up to Daphne's 10 s allowance).
+            nonlocal closed
+            if accepted and not closed:
+                closed = True
+                metrics.websocket_closed(path=path)
+
+        async def observed_receive():
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                count_closed()
+            return message
 
         async def observed_send(message) -> None:
             nonlocal accepted
@@ -95,12 +109,13 @@ class ObservabilityMiddleware:
                 accepted = True
                 metrics.websocket_opened(path=path)
             await send(message)
+            if message["type"] == "websocket.close":
+                count_closed()
 
         try:
-            await self.app(scope, receive, observed_send)
+            await self.app(scope, observed_receive, observed_send)
         finally:
-            if accepted:
-                metrics.websocket_closed(path=path)
+            count_closed()
 
     @staticmethod
     async def _metrics(scope, headers: dict, send) -> None:
