@@ -210,6 +210,10 @@ def _is_follow_up(question: str) -> bool:
     points_back = any(word in _POINTING_BACK for word in words) or any(c in question for c in _POINTING_BACK_CJK)
     content = {term for term in search_terms(question, question=True)
                if term not in _POINTING_BACK and not any(c in term for c in _POINTING_BACK_CJK)}  # fmt: skip
+    if any(c in question for c in _POINTING_BACK_CJK) and not any(term.isascii() for term in content):
+        # Chinese is searched as character pairs, so "他们生产什么？" ("what do they make?") has three content terms:
+        # a Chinese question that points back and names nothing in Latin script is a follow-up.
+        return True
     return len(content) < FOLLOW_UP_TERMS and (points_back or not content)
 
 
@@ -373,12 +377,27 @@ _ASKS = {
     "countries": ("countries", "pays", "国家"),
     "start-ups": ("start-up", "startup", "创业"),
     "founded": ("founded", "fondé", "fondée", "创立", "成立"),
+    # What an exhibitor shows: "and what do they make?" after "Where is Huangpu Robotics?" asked for its booth line
+    # again, and the model answered with its product's booth line.
+    # Whole words only (see `_asks`): "show" is not "Showcase", nor "at the show".
+    "shows": ("make", "makes", "made", "produce", "produces", "product", "products", "sell", "sells", "shows",
+              "what do they show", "fabriquent", "fabrique", "produisent", "produits", "vendent", "生产", "产品",
+              "做什么", "展示", "展出"),
 }
+_WHOLE_WORDS = frozenset({"shows"})
+
+
+def _asks(asked: str, key: str) -> bool:
+    """Whether the question (lower case) has one of the words that ask for `key`'s fact."""
+    if key in _WHOLE_WORDS:
+        return any(re.search(rf"(?<!\w){re.escape(word)}(?!\w)", asked) if word.isascii() else word in asked
+                   for word in _ASKS[key])  # fmt: skip
+    return any(word in asked for word in _ASKS[key])
 
 
 def _fact_for(facts: list[str], question: str, reply_text: str) -> str:
     asked = question.lower()
-    wanted = [key for key, words in _ASKS.items() if any(word in asked for word in words)]
+    wanted = [key for key in _ASKS if _asks(asked, key)]
 
     def score(fact: str) -> int:
         lowered = fact.lower()
