@@ -219,7 +219,8 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
         from demo_engine.booth.figures import figures_in
 
         wrong = _wrong_figures(text, question.get("key"), given)
-        row = {"q": question["q"], "after": question.get("after"), "lang": question["lang"], "text": text, "expect": question["expect"],
+        row = {"q": question["q"], "after": question.get("after"), "lang": question["lang"], "text": text,
+               "expect": question["expect"],
                "in_text": _states(text, question["expect"]), "in_generated": _states(generated, question["expect"]),
                "in_text_or_sources": _states(f"{text} {shown}",
                question["expect"]), "figures": len(figures_in(text)), "not_found": len(unsupported),
@@ -393,9 +394,11 @@ def _print(result: dict) -> None:
     retrieval = result["retrieval"]
     print(f"{result['questions']} questions ({result['answerable']} answerable from the content), "
           f"{result['passages']} passages, engine {result['backend']}")  # fmt: skip
-    print(f"relevance: off-topic questions answered \"I don't know\" {_pct(retrieval['off_topic_unknown'])}, "
-          f"answerable ones handed to the model {_pct(retrieval['answerable_relevant'])}"
-          + (f" (off-topic answered: {retrieval['off_topic_answered']})" if retrieval["off_topic_answered"] else ""))
+    print(
+        f'relevance: off-topic questions answered "I don\'t know" {_pct(retrieval["off_topic_unknown"])}, '
+        f"answerable ones handed to the model {_pct(retrieval['answerable_relevant'])}"
+        + (f" (off-topic answered: {retrieval['off_topic_answered']})" if retrieval["off_topic_answered"] else "")
+    )
     print(f"retrieval: recall@3 {_pct(retrieval['recall_at_3'])}, p50 {retrieval['retrieval_ms_p50']:.1f} ms, "
           f"p95 {retrieval['retrieval_ms_p95']:.1f} ms (CPU p95 {retrieval['retrieval_cpu_ms_p95']:.1f} ms, "
           f"load average {retrieval['load_average']:.1f})")  # fmt: skip
@@ -421,8 +424,9 @@ def _print(result: dict) -> None:
     scale = result.get("scale")
     if scale:
         print(f"at WAIC's volume ({scale['passages']} passages): rebuild {scale['rebuild_s']} s, "
-              f"recall@3 {_pct(scale['recall_at_3'])}, off-topic \"I don't know\" {_pct(scale['off_topic_unknown'])}, "
-              f"answerable handed to the model {_pct(scale['answerable_relevant'])}, retrieval p50 {scale['retrieval_ms_p50']:.1f} ms, "
+              f"recall@3 {_pct(scale['recall_at_3'])}, off-topic \"I don't know\" "
+              f"{_pct(scale['off_topic_unknown'])}, answerable handed to the model "
+              f"{_pct(scale['answerable_relevant'])}, retrieval p50 {scale['retrieval_ms_p50']:.1f} ms, "
               f"p95 {scale['retrieval_ms_p95']:.1f} ms (CPU p95 {scale['retrieval_cpu_ms_p95']:.1f} ms, "
               f"load average {scale['load_average']:.1f})")  # fmt: skip
 

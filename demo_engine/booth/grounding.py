@@ -362,6 +362,10 @@ def _overlap(fact: str, reply_text: str) -> int:
     return 3 * sum(1 for figure in figures_used if figure in fact) + len(words & set(re.findall(r"\w+", fact.lower())))
 
 
+# Whole words only (see `_asks`): "show" is not "Showcase", nor "at the show".
+_MAKES = ("make", "makes", "made", "produce", "produces", "product", "products", "sell", "sells", "shows",
+          "what do they show", "fabriquent", "fabrique", "produisent", "produits", "vendent", "生产", "产品", "做什么",
+          "展示", "展出")  # fmt: skip
 # A question's words that say which fact it wants, in the three languages: the card shows that fact even when the
 # model's text missed it.
 _ASKS = {
@@ -379,10 +383,7 @@ _ASKS = {
     "founded": ("founded", "fondé", "fondée", "创立", "成立"),
     # What an exhibitor shows: "and what do they make?" after "Where is Huangpu Robotics?" asked for its booth line
     # again, and the model answered with its product's booth line.
-    # Whole words only (see `_asks`): "show" is not "Showcase", nor "at the show".
-    "shows": ("make", "makes", "made", "produce", "produces", "product", "products", "sell", "sells", "shows",
-              "what do they show", "fabriquent", "fabrique", "produisent", "produits", "vendent", "生产", "产品",
-              "做什么", "展示", "展出"),
+    "shows": _MAKES,
 }
 _WHOLE_WORDS = frozenset({"shows"})
 

@@ -99,9 +99,10 @@ def test_a_follow_up_asking_what_they_make_gets_the_exhibitors_products(indexed_
         assert built.relevant and built.passages[0].title == "Huangpu Robotics", follow_up
         assert "The answer: Huangpu Robotics shows HP-Walker humanoid, Shelf Scout\n" in built.messages[-1]["content"]
     # A question whose words only contain "show" is not asking what is shown.
-    assert "The answer: WAIC Showcase demo booth: hall" in ask("Where is the WAIC Showcase demo booth?").messages[-1][
-        "content"
-    ]
+    assert (
+        "The answer: WAIC Showcase demo booth: hall"
+        in ask("Where is the WAIC Showcase demo booth?").messages[-1]["content"]
+    )
 
 
 def test_an_off_topic_question_sharing_words_with_a_record_gets_i_dont_know(indexed_demo):
