@@ -186,6 +186,8 @@ def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM
     asked = ""
     if asked_fact:
         fact = _fact_for(passages[0].facts or [passages[0].text], question, "")
+        if fact.startswith("Shows "):  # an exhibitor's products, with its name: "Huangpu Robotics shows HP-Walker…"
+            fact = f"{passages[0].title} shows {fact.removeprefix('Shows ')}"
         asked = f"\n\n{ASKED_LABELS[asked_label]} {fact}"
     answer_in = ANSWER_LANGUAGE_LINES.get(question_language(question), "") if language else ""
     return f"Facts:\n{facts_block(passages, form=form)}{asked}\n\nQuestion: {question}" + (
@@ -390,6 +392,8 @@ _WHOLE_WORDS = frozenset({"shows"})
 
 def _asks(asked: str, key: str) -> bool:
     """Whether the question (lower case) has one of the words that ask for `key`'s fact."""
+    if key == "shows" and re.search(r"(?<!\w)(who|which|qui|quel|quelle)(?!\w)|谁|哪家", asked):
+        return False  # "Who makes humanoid robots?" asks for the maker, not what it makes
     if key in _WHOLE_WORDS:
         return any(re.search(rf"(?<!\w){re.escape(word)}(?!\w)", asked) if word.isascii() else word in asked
                    for word in _ASKS[key])  # fmt: skip

@@ -106,8 +106,7 @@ def _exhibitor(exhibitor: content.Exhibitor) -> PassageDraft:
     products = [p.name for p in exhibitor.products.all() if p.status == Status.PUBLISHED]
     facts = [f"{exhibitor.name}: {stand}" if stand else exhibitor.name, f"From {exhibitor.country}"]
     if products:
-        # With its name: the fact a source card shows (and the prompt repeats) for "and what do they make?" reads alone.
-        facts.append(f"{exhibitor.name} shows " + ", ".join(products[:5]))
+        facts.append("Shows " + ", ".join(products[:5]))
     text = f"{exhibitor.name}: {stand}. Exhibitor from {exhibitor.country}" if stand else exhibitor.name
     if categories:
         text += f" ({categories})"
