@@ -54,6 +54,14 @@ def test_a_question_that_only_shares_words_with_a_record_finds_nothing_relevant(
     assert by_meaning.relevant and "Rive Gauche Capital" in [hit.passage.title for hit in by_meaning.hits]
 
 
+def test_a_question_about_the_shows_own_kinds_of_records_keeps_the_lower_bar(indexed_demo):
+    """The kiosk's suggested "which start-ups are pitching today?" names no record and is far in meaning (0.30 to 0.38
+    in French and Chinese): its kind of record ("start-up", "路演") holds it to the lower bar, and it is answered."""
+    for question in ("Quelles start-up présentent leur projet aujourd’hui ?", "今天有哪些初创公司路演？",
+                     "Is there a legal AI start-up pitching?"):  # fmt: skip
+        assert retrieval.retrieve(question=question).relevant, question
+
+
 def test_a_code_or_a_records_own_name_makes_a_question_relevant(indexed_demo):
     """A booth code or a model code is a name, whatever the meaning says ("What is at booth B-112?" is close to
     nothing by meaning); a product's title naming its exhibitor ("Shelf Scout · Huangpu Robotics") does not make the
