@@ -82,22 +82,40 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _query(question: dict) -> str:
+    """What retrieval searches for this question: a follow-up ("after" names the visitor's previous question) is
+    searched as the worker searches it, with that question."""
+    from demo_engine.booth import grounding as booth
+
+    turns = [question["after"]] if question.get("after") else []
+    return booth.retrieval_query([{"role": "user", "content": text} for text in [*turns, question["q"]]])
+
+
 def _retrieval_figures(questions: list[dict]) -> dict:
     from demo_engine.booth import retrieval
 
     hits, timings, cpu = 0, [], []
     answerable = [q for q in questions if q["record"]]
+    off_topic = [q for q in questions if not q["record"]]
     retrieval.retrieve(question="warm-up")
+    relevant = 0
     for question in answerable:
         # Wall time, and this thread's CPU time: on a shared 2-core machine the wall time also counts the waits for
         # a core, the CPU time only the work (the query's embedding runs on this thread alone).
         cpu_started = time.thread_time()
-        found = retrieval.retrieve(question=question["q"], k=3)
+        found = retrieval.retrieve(question=_query(question), k=3)
         cpu.append((time.thread_time() - cpu_started) * 1000)
         timings.append(found.elapsed_ms)
         hits += question["key"] in [hit.passage.record_key for hit in found.hits[:3]]
+        relevant += found.relevant
+    # The relevance decision alone: answerable questions the site would hand to the model (not "I don't know"), and
+    # off-topic ones it answers "I don't know" itself.
+    unknown = [q["q"] for q in off_topic if not retrieval.retrieve(question=_query(q), k=3).relevant]
     return {"recall_at_3": hits / len(answerable), "retrieval_ms_p50": _p(timings, 0.5),
             "retrieval_ms_p95": _p(timings, 0.95), "retrieval_cpu_ms_p95": _p(cpu, 0.95),
+            "answerable_relevant": relevant / len(answerable),
+            "off_topic_unknown": len(unknown) / len(off_topic) if off_topic else None,
+            "off_topic_answered": [q["q"] for q in off_topic if q["q"] not in unknown],
             "load_average": os.getloadavg()[0], "questions": len(answerable)}  # fmt: skip
 
 
@@ -154,11 +172,19 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
 
     rows, overhead_ms = [], []
     for question in questions:
-        started = time.perf_counter()
         turns = [{"role": "user", "content": question["q"]}]
-        if history and rows:
+        if question.get("after"):  # a follow-up: the previous question, answered the same way first
+            earlier = _run(engine, [{**question, "q": question["after"], "after": None}], grounded=grounded, k=k,
+                           example=example, max_new_tokens=max_new_tokens, show=False, form=form, bias=bias,
+                           bias_tokens=bias_tokens, bias_end=bias_end, template=template, stop=stop,
+                           template_form=template_form, asked=asked, asked_label=asked_label,
+                           strip_echo=strip_echo, language=language, history_mode=history_mode)["rows"][0]  # fmt: skip
+            turns = [{"role": "user", "content": question["after"]},
+                     {"role": "assistant", "content": earlier["text"]}, *turns]  # fmt: skip
+        elif history and rows:
             turns = [{"role": "user", "content": rows[-1]["q"]}, {"role": "assistant", "content": rows[-1]["text"]},
                      *turns]  # fmt: skip
+        started = time.perf_counter()
         if grounded:
             built = booth.grounding_build(history=turns, k=k, example=example,
                                           history_mode=history_mode or booth.PROMPT_HISTORY,
@@ -199,7 +225,8 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
             names = []
             given, echoed = [], False
         wrong = _wrong_figures(text, question.get("key"), given)
-        row = {"q": question["q"], "lang": question["lang"], "text": text, "expect": question["expect"],
+        row = {"q": question["q"], "after": question.get("after"), "lang": question["lang"], "text": text,
+               "expect": question["expect"],
                "in_text": _states(text, question["expect"]), "in_generated": _states(generated, question["expect"]),
                "in_text_or_sources": _states(f"{text} {shown}",
                question["expect"]), "figures": len(figures_in(text)), "not_found": len(unsupported),
@@ -240,6 +267,7 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                         for name in row["other_names"]],
         "off_topic_said_unknown": (sum(not row["relevant"] for row in off_topic) / len(off_topic)) if grounded and
         off_topic else None,
+        "answerable_said_unknown": sum(not row["relevant"] for row in answerable) if grounded else None,
         "prompt_building_ms_p95": _p(overhead_ms, 0.95) if overhead_ms else None,
         "rows": rows,
     }  # fmt: skip
@@ -265,8 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrieval-only", action="store_true", help="no answers: retrieval and the scale figures")
     parser.add_argument("--runs", default="", help="only these runs, comma-separated (e.g. 'grounded k=2 turn')")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=64,
-        help="per answer (64, the chat socket's CHAT_GROUNDED_MAX_NEW_TOKENS: one or two sentences)"
+        "--max-new-tokens",
+        type=int,
+        default=64,
+        help="per answer (64, the chat socket's CHAT_GROUNDED_MAX_NEW_TOKENS: one or two sentences)",
     )
     parser.add_argument("--show", action="store_true", help="print each answer as it comes (stderr)")
     args = parser.parse_args(argv)
@@ -381,6 +411,11 @@ def _print(result: dict) -> None:
     retrieval = result["retrieval"]
     print(f"{result['questions']} questions ({result['answerable']} answerable from the content), "
           f"{result['passages']} passages, engine {result['backend']}")  # fmt: skip
+    print(
+        f'relevance: off-topic questions answered "I don\'t know" {_pct(retrieval["off_topic_unknown"])}, '
+        f"answerable ones handed to the model {_pct(retrieval['answerable_relevant'])}"
+        + (f" (off-topic answered: {retrieval['off_topic_answered']})" if retrieval["off_topic_answered"] else "")
+    )
     print(f"retrieval: recall@3 {_pct(retrieval['recall_at_3'])}, p50 {retrieval['retrieval_ms_p50']:.1f} ms, "
           f"p95 {retrieval['retrieval_ms_p95']:.1f} ms (CPU p95 {retrieval['retrieval_cpu_ms_p95']:.1f} ms, "
           f"load average {retrieval['load_average']:.1f})")  # fmt: skip
@@ -408,7 +443,9 @@ def _print(result: dict) -> None:
     scale = result.get("scale")
     if scale:
         print(f"at WAIC's volume ({scale['passages']} passages): rebuild {scale['rebuild_s']} s, "
-              f"recall@3 {_pct(scale['recall_at_3'])}, retrieval p50 {scale['retrieval_ms_p50']:.1f} ms, "
+              f"recall@3 {_pct(scale['recall_at_3'])}, off-topic \"I don't know\" "
+              f"{_pct(scale['off_topic_unknown'])}, answerable handed to the model "
+              f"{_pct(scale['answerable_relevant'])}, retrieval p50 {scale['retrieval_ms_p50']:.1f} ms, "
               f"p95 {scale['retrieval_ms_p95']:.1f} ms (CPU p95 {scale['retrieval_cpu_ms_p95']:.1f} ms, "
               f"load average {scale['load_average']:.1f})")  # fmt: skip
 

@@ -194,6 +194,8 @@ def user_turn(question: str, passages: list[Passage], *, form: str = PROMPT_FORM
     asked = ""
     if asked_fact:
         fact = _fact_for(passages[0].facts or [passages[0].text], fact_for or question, "")
+        if fact.startswith("Shows "):  # an exhibitor's products, with its name: "Huangpu Robotics shows HP-Walker…"
+            fact = f"{passages[0].title} shows {fact.removeprefix('Shows ')}"
         asked = f"\n\n{ASKED_LABELS[asked_label]} {fact}"
     answer_in = ANSWER_LANGUAGE_LINES.get(question_language(question), "") if language else ""
     return f"Facts:\n{facts_block(passages, form=form)}{asked}\n\nQuestion: {question}" + (
@@ -218,6 +220,10 @@ def _is_follow_up(question: str) -> bool:
     points_back = any(word in _POINTING_BACK for word in words) or any(c in question for c in _POINTING_BACK_CJK)
     content = {term for term in search_terms(question, question=True)
                if term not in _POINTING_BACK and not any(c in term for c in _POINTING_BACK_CJK)}  # fmt: skip
+    if any(c in question for c in _POINTING_BACK_CJK) and not any(term.isascii() for term in content):
+        # Chinese is searched as character pairs, so "他们生产什么？" ("what do they make?") has three content terms:
+        # a Chinese question that points back and names nothing in Latin script is a follow-up.
+        return True
     return len(content) < FOLLOW_UP_TERMS and (points_back or not content)
 
 
@@ -372,6 +378,10 @@ def _overlap(fact: str, reply_text: str) -> int:
     return 3 * sum(1 for figure in figures_used if figure in fact) + len(words & set(re.findall(r"\w+", fact.lower())))
 
 
+# Whole words only (see `_asks`): "show" is not "Showcase", nor "at the show".
+_MAKES = ("make", "makes", "made", "produce", "produces", "product", "products", "sell", "sells", "shows",
+          "what do they show", "fabriquent", "fabrique", "produisent", "produits", "vendent", "生产", "产品", "做什么",
+          "展示", "展出")  # fmt: skip
 # A question's words that say which fact it wants, in the three languages: the card shows that fact even when the
 # model's text missed it.
 _ASKS = {
@@ -387,12 +397,26 @@ _ASKS = {
     "countries": ("countries", "pays", "国家"),
     "start-ups": ("start-up", "startup", "创业"),
     "founded": ("founded", "fondé", "fondée", "创立", "成立"),
+    # What an exhibitor shows: "and what do they make?" after "Where is Huangpu Robotics?" asked for its booth line
+    # again, and the model answered with its product's booth line.
+    "shows": _MAKES,
 }
+_WHOLE_WORDS = frozenset({"shows"})
+
+
+def _asks(asked: str, key: str) -> bool:
+    """Whether the question (lower case) has one of the words that ask for `key`'s fact."""
+    if key == "shows" and re.search(r"(?<!\w)(who|which|qui|quel|quelle)(?!\w)|谁|哪家", asked):
+        return False  # "Who makes humanoid robots?" asks for the maker, not what it makes
+    if key in _WHOLE_WORDS:
+        return any(re.search(rf"(?<!\w){re.escape(word)}(?!\w)", asked) if word.isascii() else word in asked
+                   for word in _ASKS[key])  # fmt: skip
+    return any(word in asked for word in _ASKS[key])
 
 
 def _fact_for(facts: list[str], question: str, reply_text: str) -> str:
     asked = question.lower()
-    wanted = [key for key, words in _ASKS.items() if any(word in asked for word in words)]
+    wanted = [key for key in _ASKS if _asks(asked, key)]
 
     def score(fact: str) -> int:
         lowered = fact.lower()

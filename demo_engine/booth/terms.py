@@ -20,7 +20,8 @@ STOPWORDS = frozenset(
 CJK_STOP = frozenset("的 了 吗 呢 是 在 哪 个 什么 多少 谁 有 和 与 么 请 问 展位 展台".split())  # noqa: SIM905
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
+    """Lower case, accents removed ("Où" -> "ou")."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 
@@ -28,7 +29,7 @@ def _fold(text: str) -> str:
 def search_terms(text: str, *, question: bool = False) -> list[str]:
     """The terms of `text`, in order, repeated as often as they occur. `question=True` leaves out stopwords."""
     terms: list[str] = []
-    for match in _WORD.finditer(_fold(text)):
+    for match in _WORD.finditer(fold(text)):
         word = match.group()
         if "\u3400" <= word[0] <= "\u9fff":
             pairs = [word[i : i + 2] for i in range(len(word) - 1)] or [word]

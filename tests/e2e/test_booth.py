@@ -126,6 +126,10 @@ def test_an_off_topic_question_gets_i_dont_know_and_the_directory(site, page):
     assert reply.locator(".body").inner_text().startswith("Je ne sais pas")
     links = [link.get_attribute("href") for link in reply.locator(".nothing-found a").all()]
     assert links == ["/fr/exhibitors/", "/fr/compare/"]
+    # Words shared with a record ("capitale", "France": the investor Rive Gauche Capital, from France) are no answer.
+    shared = ask(page, "Quelle est la capitale de la France ?")
+    assert shared.locator(".body").inner_text().startswith("Je ne sais pas")
+    assert shared.locator(".source-card").count() == 0
 
 
 @pytest.mark.browser

@@ -102,6 +102,32 @@ def test_earlier_answers_never_reach_the_prompt(indexed_demo):
     assert built.messages[-1]["content"].endswith("Question: Where is Huangpu Robotics?")
 
 
+def test_a_follow_up_asking_what_they_make_gets_the_exhibitors_products(indexed_demo):
+    """After "Where is Huangpu Robotics?", "and what do they make?" gets Huangpu's record first and its products as the
+    asked fact (it was given the booth line again, and the model answered with Shelf Scout's booth line); in French
+    and Chinese too."""
+    for first, follow_up in (("Where is Huangpu Robotics?", "and what do they make?"),
+                             ("Où est Huangpu Robotics ?", "Et que fabriquent-ils ?"),
+                             ("Huangpu Robotics 在哪里？", "他们生产什么？")):  # fmt: skip
+        built = converse(first, follow_up)
+        assert built.relevant and built.passages[0].title == "Huangpu Robotics", follow_up
+        assert "The answer: Huangpu Robotics shows HP-Walker humanoid, Shelf Scout\n" in built.messages[-1]["content"]
+    # A question whose words only contain "show" is not asking what is shown.
+    assert (
+        "The answer: WAIC Showcase demo booth: hall"
+        in ask("Where is the WAIC Showcase demo booth?").messages[-1]["content"]
+    )
+
+
+def test_an_off_topic_question_sharing_words_with_a_record_gets_i_dont_know(indexed_demo):
+    """ "What is the capital of France?" is not about the investor Rive Gauche Capital (from France): no passage, the
+    site's own answer; a question about that investor still gets its record."""
+    built = ask("What is the capital of France?")
+    assert not built.relevant and built.passages == []
+    about = ask("Which pitches does Rive Gauche Capital attend?")
+    assert about.relevant and about.passages[0].title == "Rive Gauche Capital"
+
+
 def test_a_short_new_question_is_searched_alone(indexed_demo):
     """A question that names its own record ("Where is Bay Devices?") is not mixed with the previous one."""
     built = converse("Which booth is Huangpu Robotics at?", "Where is Bay Devices?")

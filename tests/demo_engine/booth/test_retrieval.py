@@ -40,6 +40,40 @@ def test_off_topic_questions_find_nothing_relevant(indexed_demo):
     assert retrieval.retrieve(question="Where is Seine AI Lab?").relevant
 
 
+def test_a_question_that_only_shares_words_with_a_record_finds_nothing_relevant(indexed_demo):
+    """ "What is the capital of France?" shares "capital" and "France" with the investor Rive Gauche Capital, from
+    France: shared words are not a name, and the meaning is far, so the site says it does not know. Asked by its
+    name, or by what it is, the investor is still found."""
+    for question in ("What is the capital of France?", "Quelle est la capitale de la France ?",
+                     "What is the price of bitcoin?", "Who is the president of the United States?",
+                     "Which GPU is best for gaming?"):  # fmt: skip
+        assert not retrieval.retrieve(question=question).relevant, question
+    named = retrieval.retrieve(question="Which pitches does Rive Gauche Capital attend?")
+    assert named.relevant and named.hits[0].passage.title == "Rive Gauche Capital"
+    by_meaning = retrieval.retrieve(question="Which investors come from France?")
+    assert by_meaning.relevant and "Rive Gauche Capital" in [hit.passage.title for hit in by_meaning.hits]
+
+
+def test_a_question_about_the_shows_own_kinds_of_records_keeps_the_lower_bar(indexed_demo):
+    """The kiosk's suggested "which start-ups are pitching today?" names no record and is far in meaning (0.30 to 0.38
+    in French and Chinese): its kind of record ("start-up", "路演") holds it to the lower bar, and it is answered."""
+    for question in ("Quelles start-up présentent leur projet aujourd’hui ?", "今天有哪些初创公司路演？",
+                     "Is there a legal AI start-up pitching?"):  # fmt: skip
+        assert retrieval.retrieve(question=question).relevant, question
+
+
+def test_a_code_or_a_records_own_name_makes_a_question_relevant(indexed_demo):
+    """A booth code or a model code is a name, whatever the meaning says ("What is at booth B-112?" is close to
+    nothing by meaning); a product's title naming its exhibitor ("Shelf Scout · Huangpu Robotics") does not make the
+    product the record a question about Huangpu Robotics names."""
+    assert retrieval.retrieve(question="What is at booth B-112?").relevant
+    assert retrieval.retrieve(question="How much memory does the H200 have?").relevant
+    assert retrieval.record_names("Shelf Scout · Huangpu Robotics") == {"shelf scout"}
+    assert retrieval.record_names("WAIC 2025 · World Artificial Intelligence Conference 2025") == {"waic 2025", "waic"}
+    assert retrieval.record_names("Pitch: Kernel Forge") == {"kernel forge"}
+    assert retrieval.retrieve(question="Where is Huangpu Robotics?").hits[0].passage.title == "Huangpu Robotics"
+
+
 def test_drafts_are_never_indexed(db):
     """A draft exhibitor has no passage, even when the indexing task runs for it."""
     draft = Exhibitor.objects.create(name="Quiet Draft Co", slug="quiet-draft", country="France", hall="H9",
