@@ -362,7 +362,7 @@ def _variant(name: str, booth) -> dict:
     answer cut at its first blank line; the asked fact repeated before the question, "=short" introduced as "In
     short,"; "-stop", "-asked" and "-strip" (the echo of the asked fact's label kept) turn those defaults off;
     "+language" asks for the answer in the question's language; "+history" asks each question after the one before
-    it and its answer, "history=turns|questions|none" says what the prompt keeps of them)."""
+    it and its answer, "history=follow-up|turns|questions|none" says what the prompt keeps of them)."""
     words = name.split()
     if not words or words[0] != "grounded":
         raise SystemExit(f"unknown run {name!r}: 'grounded' or 'ungrounded', then options")
@@ -389,7 +389,7 @@ def _variant(name: str, booth) -> dict:
             options["language"] = word == "+language"
         elif word == "+history":
             options["history"] = True
-        elif word in ("history=turns", "history=questions", "history=none"):
+        elif word in ("history=follow-up", "history=turns", "history=questions", "history=none"):
             options["history_mode"] = word.partition("=")[2]
         elif word == "-strip":
             options["strip_echo"] = False

@@ -316,12 +316,18 @@ def unsupported_figures(text: str, source_texts: list[str]) -> list[str]:
 _CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
 _SENTENCE_START = re.compile(r"(?:^|(?<=[.!?:;])\s+|\n+)")
 _NAME_PART = re.compile(r"[^\W\d_]+", re.UNICODE)
+# A nationality is known where its country is ("a Chinese company" of an exhibitor "From China").
+_DEMONYMS = {"chinese": "china", "japanese": "japan", "french": "france", "german": "germany", "singaporean":
+             "singapore", "american": "america", "korean": "korea", "british": "britain", "indian": "india",
+             "taiwanese": "taiwan", "swiss": "switzerland", "dutch": "netherlands", "canadian": "canada",
+             "israeli": "israel", "european": "europe", "asian": "asia", "english": "england"}  # fmt: skip
 
 
 def unsupported_names(text: str, known_texts: list[str]) -> list[str]:
     """The capitalised words inside the sentences of `text` with a part found in none of `known_texts` (case
     ignored), as written, each once, in order."""
     known = {word.lower() for known_text in known_texts for word in _NAME_PART.findall(known_text)}
+    known |= {demonym for demonym, country in _DEMONYMS.items() if country in known}
     starts = {match.end() for match in _SENTENCE_START.finditer(text)}
     missing: list[str] = []
     for match in _CAPITALISED.finditer(text):

@@ -92,12 +92,14 @@ ANSWER_LANGUAGE_LINES = {"fr": "Answer in French.", "zh-hans": "Answer in Chines
 # The answer ends at its first blank line: what a 135M model writes after one is the facts again, or the rules
 # (with the answer's start: 7 figures marked of 189 without it, 3 of 149 with it; the facts stated, the same).
 PROMPT_STOP_AT_BLANK_LINE = True
-# What the prompt keeps of the conversation before the last question: "turns", every earlier question and answer
-# (a 135M model then copies its own earlier answer, or rambles on from it, instead of the facts); "questions", none
-# of the turns, but a follow-up's question is written with the earlier question(s) it points back to, as retrieval
-# searched for it ("Where is Huangpu Robotics? and what do they make?"); "none", the last question alone. Measured
-# with `python -m demo_engine.eval_booth --runs "grounded +history history=…"` (README).
-PROMPT_HISTORY = "questions"
+# What the prompt keeps of the conversation before the last question. "follow-up": for a follow-up, the turns from
+# the earlier question(s) it points back to (the question and the answer, which name what "they" are), and nothing for
+# a new question; "turns": every earlier question and answer (a 135M model then copies or rambles on from its own
+# earlier answer instead of the facts); "questions": no turn, but a follow-up's question written with the earlier
+# question(s) ("When does Kernel Forge pitch? And where are they based?": the model answers the first); "none": the
+# last question alone. Measured with `python -m demo_engine.eval_booth --runs "grounded +history history=…"`
+# (README).
+PROMPT_HISTORY = "follow-up"
 ANSWER_END = "\n\n"
 
 # Tokens a bias toward "content" leaves alone: the words every answer has whatever its facts, in the three languages.
@@ -227,18 +229,25 @@ def _is_follow_up(question: str) -> bool:
     return len(content) < FOLLOW_UP_TERMS and (points_back or not content)
 
 
+def pointed_back_to(history: list[dict[str, str]]) -> list[str]:
+    """The visitor's earlier questions the last one points back to, oldest first: none for a new question; for a
+    follow-up, the previous question, and the one before when that is a follow-up too (at most FOLLOW_UP_TURNS)."""
+    questions = [turn["content"] for turn in history if turn["role"] == "user"]
+    joined: list[str] = []
+    current = questions[-1] if questions else ""
+    for earlier in reversed(questions[:-1][-FOLLOW_UP_TURNS:]):
+        if not _is_follow_up(current.split("\n")[0]):
+            break
+        joined.insert(0, earlier)
+        current = earlier
+    return joined
+
+
 def retrieval_query(history: list[dict[str, str]]) -> str:
     """What retrieval searches for: the last question, preceded by the visitor's previous question(s) when it is a
     follow-up (until the search has a question that is not one)."""
     questions = [turn["content"] for turn in history if turn["role"] == "user"]
-    if not questions:
-        return ""
-    query = questions[-1]
-    for earlier in reversed(questions[:-1][-FOLLOW_UP_TURNS:]):
-        if not _is_follow_up(query.split("\n")[0]):
-            break
-        query = f"{earlier}\n{query}"
-    return query
+    return "\n".join([*pointed_back_to(history), questions[-1]]) if questions else ""
 
 
 def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, example: bool = PROMPT_EXAMPLE,
@@ -252,7 +261,8 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
                     history_mode: str = PROMPT_HISTORY) -> Grounding:  # fmt: skip
     """Retrieve for the last question of `history` (the visible turns, oldest first) and build the prompt."""
     question = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), "")
-    query = retrieval_query(history)
+    joined = pointed_back_to(history)
+    query = "\n".join([*joined, question]) if question else ""
     found = retrieval.retrieve(question=query, k=max(k, SOURCES_SHOWN))
     conference = conference_passage()
     passages = [hit.passage for hit in found.hits[:k]] if found.relevant else []
@@ -264,7 +274,12 @@ def grounding_build(*, history: list[dict[str, str]], k: int = PROMPT_PASSAGES, 
         grounding.answer_start = answer_start(question=question, passages=passages, form=template_form)
     if asked_fact and passages and not grounding.answer_start:
         grounding.echo = ASKED_LABELS[asked_label]
-    earlier = [turn for turn in history[:-1] if turn["role"] != "system"] if history_mode == "turns" else []
+    earlier = [turn for turn in history[:-1] if turn["role"] != "system"]
+    if history_mode == "follow-up":  # the turns from the first earlier question it points back to, if any
+        firsts = [i for i, turn in enumerate(earlier) if turn["role"] == "user"]
+        earlier = earlier[firsts[-len(joined)] :] if joined and len(firsts) >= len(joined) else []
+    elif history_mode != "turns":
+        earlier = []
     asked = question
     if history_mode == "questions":  # a follow-up asked with the question(s) it points back to
         asked = " ".join(line.strip() for line in query.splitlines() if line.strip()) or question

@@ -85,14 +85,15 @@ def test_a_follow_up_question_is_answered_from_the_previous_questions_record(ind
         built = converse(first, follow_up)
         assert built.relevant, follow_up
         assert "booth C-020" in built.messages[-1]["content"].split("Question:")[0], follow_up
-        # The question says what "it" is: the earlier question comes with it (the prompt keeps no earlier turn).
-        assert built.messages[-1]["content"].endswith(f"Question: {first} {follow_up}")
+        # What "it" is: the earlier question and its answer stay in the prompt for a follow-up, and only then.
+        assert built.messages[-1]["content"].endswith(f"Question: {follow_up}")
+        assert [turn["content"] for turn in built.messages[1:3]] == [first, "…"]
 
 
-def test_earlier_answers_never_reach_the_prompt(indexed_demo):
+def test_a_new_question_is_asked_without_the_earlier_turns(indexed_demo):
     """A 135M model copies or rambles on from its own earlier answer rather than the facts (the eval: 73% of answers
-    stated the fact with the earlier turns in the prompt, 88% without): a grounded prompt is the opening turn and
-    the question with its passages, whatever was said before; a new question is asked alone."""
+    stated the fact with the earlier turns in the prompt, 88% without): a new question's prompt is the opening turn
+    and the question with its passages, whatever was said before."""
     history = [{"role": "user", "content": "What is WAIC?"},
                {"role": "assistant", "content": "WAIC is a Chinese technology company that specializes in AI."},
                {"role": "user", "content": "Where is Huangpu Robotics?"}]  # fmt: skip
@@ -235,5 +236,5 @@ def test_an_invented_place_is_marked_like_an_invented_figure(indexed_demo):
     built = ask("Where is the Sakura Vision booth?")
     invented = "The Sakura Vision booth is located in the Shibuya-Shinagawa district of Tokyo, Japan."
     assert grounding.figures_unsupported(grounding=built, reply_text=invented) == ["Shibuya-Shinagawa", "Tokyo"]
-    right = "The Sakura Vision booth is in hall H1, booth B-140: Sakura Vision, from Japan, shows the SV-Eye camera."
+    right = "The Sakura Vision booth is in hall H1, booth B-140: the Japanese company shows the SV-Eye camera."
     assert grounding.figures_unsupported(grounding=built, reply_text=right) == []
