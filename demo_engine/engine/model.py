@@ -41,7 +41,6 @@ from kernels import dispatch
 
 INT4_GROUP = 32  # the Q4_1 block size; `_weight_int4pack_mm_for_cpu` accepts it as its group size
 HEAD_REFINE_TOP = 16  # candidates per row whose logits are recomputed exactly from the Q8_0 embedding
-NATIVE_HEAD_MAX_ROWS = 4  # rows up to which the native head (exact) beats the int8 GEMM with refined candidates
 
 
 @dataclass(frozen=True)
@@ -185,16 +184,22 @@ class LayerWeights:
 
 
 class TokenEmbedding:
-    """The tied embedding: Q8_0 codes kept as int8 with their block scales; rows dequantized on lookup."""
+    """The tied embedding: Q8_0 codes kept as int8 with their block scales; rows dequantized on lookup. With the
+    native head the codes' columns are in the head kernel's order (`native.pack_q8_0`), and `positions` (natural
+    column -> its position) reads a row back in natural order."""
 
-    def __init__(self, codes: torch.Tensor, scales: torch.Tensor) -> None:
+    def __init__(self, codes: torch.Tensor, scales: torch.Tensor, positions: torch.Tensor | None = None) -> None:
         self.codes = codes  # (V, dim) int8
         self.scales = scales  # (V, dim/32) fp32
+        self.positions = positions  # (dim,) int64 or None
         self.vocab_size, self.dim = codes.shape
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """fp32 rows for `ids` (...,) -> (..., dim), exactly the dequantized Q8_0 values."""
-        codes = self.codes[ids].float()  # (..., dim)
+        codes = self.codes[ids]  # (..., dim)
+        if self.positions is not None:
+            codes = codes[..., self.positions]
+        codes = codes.float()
         scales = self.scales[ids]  # (..., dim/32)
         return (codes.unflatten(-1, (-1, 32)) * scales[..., None]).flatten(-2)
 
@@ -290,16 +295,20 @@ class LlamaModel:
         if model.native is not None:
             model.native_decoder = native_cpu.NativeDecoder(model.native, config, model.layers, model.final_norm)
         codes, scales = gguf_loader.q8_0_unpack(by_name["token_embd.weight"])
-        model.embedding = TokenEmbedding(codes.to(model.device), scales.to(model.device))
         if "output.weight" in by_name:
             raise NotImplementedError("this engine expects tied embeddings (no output.weight)")
+        if model.native is not None:
+            # The head runs natively over the embedding's own codes, rearranged in place for the kernel: no copy.
+            positions = native_cpu.pack_q8_0(model.native, codes)
+            model.embedding = TokenEmbedding(codes, scales, positions)
+            model.native_head = native_cpu.NativeHead(model.native, codes, scales)
+        else:
+            model.embedding = TokenEmbedding(codes.to(model.device), scales.to(model.device))
         if mode == "fp32":
             model.head_weight = model.embedding.dense()  # (V, dim)
-        elif mode == "int4":
+        elif mode == "int4" and model.native_head is None:
             model.head_int8 = _int8_rows(model.embedding)
-            if model.native is not None:
-                model.native_head = native_cpu.NativeHead(model.native, model.embedding.codes, model.embedding.scales)
-        else:
+        elif mode != "int4":
             model.head_weight = model.embedding.dense().to(model.device, torch.bfloat16)
         return model
 
@@ -336,9 +345,9 @@ class LlamaModel:
         """Final hidden (M, dim) in the activation dtype -> fp32 logits (M, V)."""
         if self.mode == "fp32":
             return F.linear(x, self.head_weight)
-        if self.native_head is not None and x.shape[0] <= NATIVE_HEAD_MAX_ROWS:
-            # Every logit within about 2e-5 of exact, and 1.8 ms for a row where the int8 GEMM below takes 3.1 (one
-            # thread, shared machine); at 16 rows it takes 42 ms against 11 (int16 products are half as many a cycle).
+        if self.native_head is not None:
+            # Every logit within about 2e-5 of exact, the same code whatever the number of rows (so a reply does not
+            # depend on its neighbours), and no int8 copy of the table.
             return self.native_head(x)
         if self.head_int8 is None:
             return F.linear(x, self.head_weight).float()

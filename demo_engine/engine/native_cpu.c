@@ -41,7 +41,7 @@
 #define MAX_THREADS 64
 /* activation rows multiplied per pass over a weight row: their accumulators stay in registers (32 zmm, 16 ymm) */
 #if NC_AVX512
-#define ROW_CHUNK 16
+#define ROW_CHUNK 8 /* an int32 and a float accumulator a row */
 #else
 #define ROW_CHUNK 8
 #endif
@@ -149,8 +149,9 @@ typedef struct {
 } QLinear;
 
 /* Activations of M rows quantized to int16 per block of 32: qs (M, K) in the order the kernel reads; dx (M, K/32 * 8)
- * each block's scale da repeated over the 8 int32 lanes its products land in; sa (M, K/32) da * the sum of the
- * block's codes (for the minimums' term). */
+ * the blocks' scales da as the kernel reads them (AVX-512: per group of blocks, one per int32 lane; AVX2: each block's
+ * da repeated over the 8 lanes its products land in); sa (M, K/32) da * the sum of the block's codes (for the
+ * minimums' term). */
 typedef struct {
     int16_t *qs;
     float *dx;
@@ -158,6 +159,55 @@ typedef struct {
     int m, k;
 } QAct;
 
+#if NC_AVX512
+/* The AVX-512 layout. A row's K/32 blocks go in groups of G = 16 blocks (the last ones of a row in groups of 8, 4 or
+ * 2): a group is G vpdpwssd instructions of 32 int16 pairs whose int32 lane l sums block l / L of the group (L = 16 / G
+ * lanes a block), so after the group one conversion and one multiply-add per row scale all 16 lanes at once, 16 blocks
+ * for one float operation where a block pair took three. Pair p (weights 2p, 2p+1) of block b goes to instruction
+ * p % G, lane b * L + p / G. Weights (nc_pack_q4_1, nc_pack_q8_0) and activations are laid out alike. */
+static inline int group_blocks(int nb, int j0) {
+    int left = nb - j0;
+    return left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : 2;
+}
+
+/* where pair p of block b of a group of G goes, in int32 units from the group's start */
+static inline int pair_slot(int G, int b, int p) { return (p % G) * 16 + b * (16 / G) + p / G; }
+
+static void quantize_row(const float *x, int k, int16_t *qs, float *dx, float *sa) {
+    const int nb = k / QK;
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0), L = 16 / G;
+        int32_t *dst = (int32_t *)(qs + (size_t)j0 * QK);
+        float dblk[16];
+        for (int b = 0; b < G; b++) {
+            const float *xb = x + (size_t)(j0 + b) * QK;
+            __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, absmask), _mm512_and_ps(v1, absmask)));
+            float d = amax / 32767.0f;
+            float id = d > 0.0f ? 1.0f / d : 0.0f;
+            /* cvtps rounds to nearest even, as nearbyintf */
+            __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
+            __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
+            int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+            int32_t pairs[16];
+            _mm256_storeu_si256((__m256i *)pairs, _mm512_cvtepi32_epi16(i0));
+            _mm256_storeu_si256((__m256i *)(pairs + 8), _mm512_cvtepi32_epi16(i1));
+            for (int p = 0; p < 16; p++) dst[pair_slot(G, b, p)] = pairs[p];
+            dblk[b] = d;
+            sa[j0 + b] = d * (float)sum;
+        }
+        for (int l = 0; l < 16; l++) dx[gi * 16 + l] = dblk[l / L];
+        j0 += G;
+    }
+}
+
+static void quantize_rows(const float *x, int m, int k, QAct *a) {
+    const int nb = k / QK;
+    for (int r = 0; r < m; r++)
+        quantize_row(x + (size_t)r * k, k, a->qs + (size_t)r * k, a->dx + (size_t)r * nb * 8, a->sa + (size_t)r * nb);
+}
+#else
 /* Block j of row `row` of x (32 floats) into a: scale amax / 32767, so the rounding error is at most 1/65534 of the
  * block's largest value (int8 blocks: 1/254, which cost 1.6 points of argmax agreement with the fp32 model). */
 static inline void quantize_block(const float *xb, QAct *a, size_t row, int j) {
@@ -173,16 +223,7 @@ static inline void quantize_block(const float *xb, QAct *a, size_t row, int j) {
         sum += q[i];
     }
     int16_t *qs = a->qs + row * a->k;
-#if NC_AVX512
-    /* Blocks go in pairs (2p, 2p+1) of 64 codes: [a0[0:16], a1[0:16], a0[16:32], a1[16:32]], matching the weight
-     * registers [low nibbles of both blocks] and [high nibbles of both blocks] widened to int16. */
-    int16_t *pair = qs + (j / 2) * 64;
-    int half = (j % 2) * 16;
-    memcpy(pair + half, q, 16 * sizeof(int16_t));
-    memcpy(pair + 32 + half, q + 16, 16 * sizeof(int16_t));
-#else
     memcpy(qs + j * QK, q, QK * sizeof(int16_t));
-#endif
     float *dx = a->dx + (row * nb + j) * 8;
     for (int i = 0; i < 8; i++) dx[i] = d;
     a->sa[row * nb + j] = d * (float)sum;
@@ -192,44 +233,118 @@ static void quantize_rows(const float *x, int m, int k, QAct *a) {
     for (int r = 0; r < m; r++)
         for (int j = 0; j < k / QK; j++) quantize_block(x + (size_t)r * k + j * QK, a, (size_t)r, j);
 }
+#endif
+
+/* Weights into the layout the kernel reads (AVX-512: the groups above; AVX2: as stored). nc_pack_q4_1: nibbles (N, K/2)
+ * of Q4_1 blocks as stored (per block 16 bytes, low nibbles weights 0..15, high 16..31) -> out (N, K/2): in a group,
+ * byte e of chunk c (32 bytes) holds instruction c's int16 slot e in its low nibble and instruction c + G/2's in its
+ * high one. */
+void nc_pack_q4_1(const uint8_t *in, int n, int k, uint8_t *out) {
+    const int nb = k / QK;
+    for (size_t row = 0; row < (size_t)n; row++) {
+        const uint8_t *src = in + row * (k / 2);
+        uint8_t *dst = out + row * (k / 2);
+#if NC_AVX512
+        memset(dst, 0, k / 2);
+        for (int j0 = 0; j0 < nb;) {
+            const int G = group_blocks(nb, j0);
+            uint8_t *g = dst + (size_t)j0 * 16;
+            for (int b = 0; b < G; b++)
+                for (int w = 0; w < QK; w++) {
+                    const uint8_t byte = src[(size_t)(j0 + b) * 16 + (w % 16)];
+                    const int q = w < 16 ? byte & 15 : byte >> 4;
+                    const int unit = pair_slot(G, b, w / 2), instr = unit / 16, e = (unit % 16) * 2 + w % 2;
+                    g[(instr % (G / 2)) * 32 + e] |= (uint8_t)(q << (instr < G / 2 ? 0 : 4));
+                }
+            j0 += G;
+        }
+#else
+        (void)nb;
+        memcpy(dst, src, k / 2);
+#endif
+    }
+}
+
+/* Q8_0 codes (N, K) int8, rearranged in place into the layout of the activations (AVX-512; as stored on AVX2).
+ * order (K): the natural index of each position of a row, for reading rows back. */
+void nc_pack_q8_0(int8_t *codes, int n, int k, int32_t *order) {
+    const int nb = k / QK;
+    for (int i = 0; i < k; i++) order[i] = i;
+#if NC_AVX512
+    for (int j0 = 0; j0 < nb;) {
+        const int G = group_blocks(nb, j0);
+        for (int b = 0; b < G; b++)
+            for (int w = 0; w < QK; w++) order[j0 * QK + pair_slot(G, b, w / 2) * 2 + w % 2] = (j0 + b) * QK + w;
+        j0 += G;
+    }
+    int8_t *tmp = (int8_t *)malloc(k);
+    for (size_t row = 0; row < (size_t)n; row++) {
+        int8_t *r = codes + row * k;
+        for (int i = 0; i < k; i++) tmp[i] = r[order[i]];
+        memcpy(r, tmp, k);
+    }
+    free(tmp);
+#else
+    (void)nb;
+    (void)codes;
+    (void)n;
+#endif
+}
 
 /* y[r, n] for rows r0..r0+nr (nr <= ROW_CHUNK) and output n of W: per block d * da * sum(q_w * q_a) + m * sa.
  * Always inlined, and called with a constant nr, so that the loops over rows unroll and acc stays in registers. */
+#if NC_AVX512
+/* lane l of a group of G blocks belongs to block l / (16 / G) */
+static inline __m512i group_lanes(int G) {
+    switch (G) {
+    case 8: return _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    case 4: return _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    default: return _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    }
+}
+
+/* the G fp16 values at h as the group's 16 lanes */
+static inline __m512 group_scales_f16(const uint16_t *h, int G) {
+    if (G == 16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h));
+    __m512 v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16((__mmask16)((1u << G) - 1), h));
+    return _mm512_permutexvar_ps(group_lanes(G), v);
+}
+
+static inline __m512 group_scales_f32(const float *s, int G) {
+    if (G == 16) return _mm512_loadu_ps(s);
+    return _mm512_permutexvar_ps(group_lanes(G), _mm512_maskz_loadu_ps((__mmask16)((1u << G) - 1), s));
+}
+
 static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
     const int k = w->k;
     const int nb = k / QK;
     const uint8_t *wn = w->nib + (size_t)n * (k / 2);
     const uint16_t *dw16 = w->dm + (size_t)n * 2 * nb;
     const uint16_t *mw16 = dw16 + nb;
-#if NC_AVX512
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m512 acc[ROW_CHUNK];
     for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m512i pat_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    for (int p = 0; p < nb / 2; p++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(wn + p * 32));
-        __m256i lo = _mm256_and_si256(v, low4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-        /* bytes 0..15 of v are block 2p, 16..31 block 2p+1: widened, lo is [b0 w0..15, b1 w0..15], hi the same for
-         * weights 16..31; an int32 lane of the products sums a pair of them, so lanes 0..7 are block 2p's */
-        __m512i wlo = _mm512_cvtepu8_epi16(lo);
-        __m512i whi = _mm512_cvtepu8_epi16(hi);
-        int32_t d_pair;
-        memcpy(&d_pair, dw16 + 2 * p, sizeof d_pair);
-        __m512 dwv = _mm512_permutexvar_ps(pat_d, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(d_pair))));
-        for (int r = 0; r < nr; r++) {
-            const size_t row = (size_t)(r0 + r);
-            const int16_t *aq = a->qs + row * k + p * 64;
-#if defined(__AVX512VNNI__)
-            __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), wlo, _mm512_loadu_si512((const void *)aq));
-            s = _mm512_dpwssd_epi32(s, whi, _mm512_loadu_si512((const void *)(aq + 32)));
-#else
-            __m512i s = _mm512_add_epi32(_mm512_madd_epi16(wlo, _mm512_loadu_si512((const void *)aq)),
-                                         _mm512_madd_epi16(whi, _mm512_loadu_si512((const void *)(aq + 32))));
-#endif
-            __m512 dd = _mm512_mul_ps(dwv, _mm512_loadu_ps(a->dx + (row * nb + 2 * p) * 8));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dd, acc[r]);
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0), half = G / 2;
+        const uint8_t *wg = wn + (size_t)j0 * 16;
+        __m512i s[ROW_CHUNK];
+        for (int r = 0; r < nr; r++) s[r] = _mm512_setzero_si512();
+        for (int c = 0; c < half; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(wg + c * 32));
+            __m512i wlo = _mm512_cvtepu8_epi16(_mm256_and_si256(v, low4));
+            __m512i whi = _mm512_cvtepu8_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+            for (int r = 0; r < nr; r++) {
+                const int16_t *aq = a->qs + (size_t)(r0 + r) * k + (size_t)j0 * QK;
+                s[r] = _mm512_dpwssd_epi32(s[r], wlo, _mm512_loadu_si512((const void *)(aq + c * 32)));
+                s[r] = _mm512_dpwssd_epi32(s[r], whi, _mm512_loadu_si512((const void *)(aq + (c + half) * 32)));
+            }
         }
+        const __m512 dv = group_scales_f16(dw16 + j0, G);
+        for (int r = 0; r < nr; r++) {
+            __m512 dd = _mm512_mul_ps(dv, _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), dd, acc[r]);
+        }
+        j0 += G;
     }
     /* the minimums' term, sum over blocks of m * sa, 16 blocks at a time */
     for (int j = 0; j < nb; j += 16) {
@@ -239,7 +354,14 @@ static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int
             acc[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mask, a->sa + (size_t)(r0 + r) * nb + j), acc[r]);
     }
     for (int r = 0; r < nr; r++) y[(size_t)(r0 + r) * ldy + n] = _mm512_reduce_add_ps(acc[r]);
+}
 #else
+static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
+    const int k = w->k;
+    const int nb = k / QK;
+    const uint8_t *wn = w->nib + (size_t)n * (k / 2);
+    const uint16_t *dw16 = w->dm + (size_t)n * 2 * nb;
+    const uint16_t *mw16 = dw16 + nb;
     __m256 acc[ROW_CHUNK];
     float msum[ROW_CHUNK];
     for (int r = 0; r < nr; r++) {
@@ -274,31 +396,34 @@ static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int
         s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
         y[(size_t)(r0 + r) * ldy + n] = _mm_cvtss_f32(s4) + msum[r];
     }
-#endif
 }
-
-/* Outputs n0..n1 of y (M, N) for all M rows. */
-static void gemm_range(const QLinear *w, const QAct *a, float *y, int ldy, int n0, int n1) {
-    int r0 = 0;
-    for (; a->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, ROW_CHUNK, y, ldy);
-    /* the rest in chunks of constant size (8, 4, 2, 1 rows) */
-#if ROW_CHUNK > 8
-    if (a->m - r0 >= 8) {
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 8, y, ldy);
-        r0 += 8;
-    }
 #endif
-    if (a->m - r0 >= 4) {
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 4, y, ldy);
-        r0 += 4;
+
+/* Outputs n0..n1 of y (M, N) for all M rows: 16 outputs at a time (their weights stay in L1) for every chunk of rows,
+ * chunks of constant size (ROW_CHUNK, then 8, 4, 2, 1 rows). A row's result does not depend on its chunk. */
+static void gemm_range(const QLinear *w, const QAct *a, float *y, int ldy, int n0, int n1) {
+    for (int nt = n0; nt < n1; nt += 16) {
+        const int ne = nt + 16 < n1 ? nt + 16 : n1;
+        int r0 = 0;
+        for (; a->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, ROW_CHUNK, y, ldy);
+#if ROW_CHUNK > 8
+        if (a->m - r0 >= 8) {
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, 8, y, ldy);
+            r0 += 8;
+        }
+#endif
+        if (a->m - r0 >= 4) {
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, 4, y, ldy);
+            r0 += 4;
+        }
+        if (a->m - r0 >= 2) {
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, 2, y, ldy);
+            r0 += 2;
+        }
+        if (a->m - r0 >= 1)
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, 1, y, ldy);
     }
-    if (a->m - r0 >= 2) {
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 2, y, ldy);
-        r0 += 2;
-    }
-    if (a->m - r0 >= 1)
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 1, y, ldy);
 }
 
 static void split(int total, int align, int ith, int nth, int *lo, int *hi) {
@@ -363,44 +488,47 @@ void nc_gemm(void *ctx, const float *x, int m, const uint8_t *nib, const uint16_
 
 /* --- the tied head over the Q8_0 embedding ------------------------------------------------------------------- */
 
-/* logits (M, V) = x (M, K) @ E.T with E the embedding's Q8_0 codes (V, K) int8 and block scales (V, K/32) fp32, x
- * quantized to int16 per block of 32 in natural order. Exact to the activations' rounding (about 2e-5 relative), where
- * an int8 head needs its best candidates recomputed; and no second copy of the table (28 MB). */
-#if NC_AVX512
-#define HEAD_LANES 16
-#else
-#define HEAD_LANES 8
-#endif
-
+/* logits (M, V) = x (M, K) @ E.T with E the embedding's Q8_0 codes (V, K) int8 (in the kernel's layout, nc_pack_q8_0)
+ * and block scales (V, K/32) fp32, x quantized to int16 per block of 32 as for the matmuls. Exact to the activations'
+ * rounding (about 2e-5 relative), where an int8 head needs its best candidates recomputed; and no second copy of the
+ * table (28 MB). The same code for any number of rows: a row's logits do not depend on the others. */
 typedef struct {
     const int8_t *codes;
     const float *scales;
-    const int16_t *qs; /* (M, K) */
-    const float *dx;   /* (M, K/32, HEAD_LANES): each block's scale repeated */
+    const QAct *a;
     float *y;
-    int m, k, n;
+    int n;
 } HeadJob;
 
 static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, int v, int r0, int nr) {
-    const int k = h->k, nb = k / QK;
+    const QAct *a = h->a;
+    const int k = a->k, nb = k / QK;
     const int8_t *wc = h->codes + (size_t)v * k;
     const float *ws = h->scales + (size_t)v * nb;
 #if NC_AVX512
     __m512 acc[ROW_CHUNK];
     for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
-    for (int j = 0; j < nb; j++) {
-        __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wc + j * QK)));
-        __m512 sw = _mm512_set1_ps(ws[j]);
-        for (int r = 0; r < nr; r++) {
-            const size_t row = (size_t)(r0 + r);
-            __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w,
-                                            _mm512_loadu_si512((const void *)(h->qs + row * k + j * QK)));
-            __m512 dd = _mm512_mul_ps(sw, _mm512_loadu_ps(h->dx + (row * nb + j) * HEAD_LANES));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dd, acc[r]);
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0);
+        __m512i s[ROW_CHUNK];
+        for (int r = 0; r < nr; r++) s[r] = _mm512_setzero_si512();
+        for (int i = 0; i < G; i++) {
+            __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wc + (size_t)(j0 + i) * QK)));
+            for (int r = 0; r < nr; r++)
+                s[r] = _mm512_dpwssd_epi32(
+                    s[r], w, _mm512_loadu_si512((const void *)(a->qs + (size_t)(r0 + r) * k + (size_t)(j0 + i) * QK)));
         }
+        const __m512 sv = group_scales_f32(ws + j0, G);
+        for (int r = 0; r < nr; r++) {
+            __m512 dd = _mm512_mul_ps(sv, _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), dd, acc[r]);
+        }
+        j0 += G;
     }
     for (int r = 0; r < nr; r++) h->y[(size_t)(r0 + r) * h->n + v] = _mm512_reduce_add_ps(acc[r]);
 #else
+    const int16_t *qs = a->qs;
+    const float *dx = a->dx;
     __m256 acc[ROW_CHUNK];
     for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
     for (int j = 0; j < nb; j++) {
@@ -409,10 +537,10 @@ static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, in
         __m256 sw = _mm256_set1_ps(ws[j]);
         for (int r = 0; r < nr; r++) {
             const size_t row = (size_t)(r0 + r);
-            const int16_t *aq = h->qs + row * k + j * QK;
+            const int16_t *aq = qs + row * k + j * QK;
             __m256i s = _mm256_add_epi32(_mm256_madd_epi16(wlo, _mm256_loadu_si256((const __m256i *)aq)),
                                          _mm256_madd_epi16(whi, _mm256_loadu_si256((const __m256i *)(aq + 16))));
-            __m256 dd = _mm256_mul_ps(sw, _mm256_loadu_ps(h->dx + (row * nb + j) * HEAD_LANES));
+            __m256 dd = _mm256_mul_ps(sw, _mm256_loadu_ps(dx + (row * nb + j) * 8));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc[r]);
         }
     }
@@ -427,48 +555,47 @@ static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, in
 
 static void head_job(void *ctx, int ith, int nth) {
     const HeadJob *h = (const HeadJob *)ctx;
+    const int m = h->a->m;
     int v0, v1;
     split(h->n, 16, ith, nth, &v0, &v1);
-    int r0 = 0;
-    for (; h->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, ROW_CHUNK);
+    for (int vt = v0; vt < v1; vt += 16) {
+        const int ve = vt + 16 < v1 ? vt + 16 : v1;
+        int r0 = 0;
+        for (; m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, ROW_CHUNK);
 #if ROW_CHUNK > 8
-    if (h->m - r0 >= 8) {
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 8);
-        r0 += 8;
-    }
+        if (m - r0 >= 8) {
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, 8);
+            r0 += 8;
+        }
 #endif
-    if (h->m - r0 >= 4) {
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 4);
-        r0 += 4;
+        if (m - r0 >= 4) {
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, 4);
+            r0 += 4;
+        }
+        if (m - r0 >= 2) {
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, 2);
+            r0 += 2;
+        }
+        if (m - r0 >= 1)
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, 1);
     }
-    if (h->m - r0 >= 2) {
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 2);
-        r0 += 2;
-    }
-    if (h->m - r0 >= 1)
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 1);
 }
 
 void nc_head(void *ctx, const float *x, int m, int k, const int8_t *codes, const float *scales, int n, float *y) {
     Context *c = (Context *)ctx;
-    const int nb = k / QK;
-    int16_t *qs = (int16_t *)malloc((size_t)m * k * sizeof(int16_t));
-    float *dx = (float *)malloc((size_t)m * nb * HEAD_LANES * sizeof(float));
-    for (int r = 0; r < m; r++)
-        for (int j = 0; j < nb; j++) {
-            const float *xb = x + (size_t)r * k + j * QK;
-            float amax = 0.0f;
-            for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(xb[i]));
-            float d = amax / 32767.0f;
-            float id = d > 0.0f ? 1.0f / d : 0.0f;
-            for (int i = 0; i < QK; i++) qs[(size_t)r * k + j * QK + i] = (int16_t)nearbyintf(xb[i] * id);
-            for (int i = 0; i < HEAD_LANES; i++) dx[((size_t)r * nb + j) * HEAD_LANES + i] = d;
-        }
-    HeadJob job = {codes, scales, qs, dx, y, m, k, n};
+    QAct a;
+    a.m = m;
+    a.k = k;
+    a.qs = (int16_t *)malloc((size_t)m * k * sizeof(int16_t));
+    a.dx = (float *)malloc((size_t)m * (k / QK) * 8 * sizeof(float));
+    a.sa = (float *)malloc((size_t)m * (k / QK) * sizeof(float));
+    quantize_rows(x, m, k, &a);
+    HeadJob job = {codes, scales, &a, y, n};
     pool_run(c->pool, head_job, &job);
-    free(qs);
-    free(dx);
+    free(a.qs);
+    free(a.dx);
+    free(a.sa);
 }
 
 /* --- the decode step ----------------------------------------------------------------------------------------- */
@@ -679,8 +806,11 @@ static void job_gate_up(void *ctx, int ith, int nth) {
         const float *g = md->gu + (size_t)b * 2 * ffn;
         float *act = md->act + (size_t)b * ffn;
         for (int j = j0; j < j1; j++) act[j] = g[j] / (1.0f + expf(-g[j])) * g[ffn + j];
-        /* quantize the blocks j0..j1 of this row in place in a_ffn (their layout stays within these pairs) */
+#if !NC_AVX512
+        /* quantize the blocks j0..j1 of this row in place in a_ffn (the AVX-512 layout's groups span the threads'
+         * ranges: quantized after the job) */
         for (int blk = j0 / QK; blk < j1 / QK; blk++) quantize_block(act + blk * QK, &md->a_ffn, (size_t)b, blk);
+#endif
     }
 }
 
@@ -780,6 +910,9 @@ int nc_decode_step(void *ctx, void *model, int batch, float *resid, const int64_
         }
         quantize_rows(md->xn, batch, dim, &md->a_dim);
         pool_run(c->pool, job_gate_up, &job);
+#if NC_AVX512
+        quantize_rows(md->act, batch, md->ffn, &md->a_ffn);
+#endif
         pool_run(c->pool, job_down, &job);
         const float *next = l + 1 < md->n_layers ? md->attn_norm[l + 1] : md->final_norm;
         for (int b = 0; b < batch; b++) {
