@@ -395,6 +395,8 @@ class LlamaModel:
         """The blocks over prompts (T_i,) written into their slots from positions starts[i]; the final hidden
         states of all their tokens, concatenated (sum T, dim). Rows are independent through every matmul, so a
         prompt's numbers do not depend on the others."""
+        if self.native_decoder is not None and dispatch.backend_for(prompts[0]) == "torch":
+            return self._native_prompts_forward(prompts, cache, slots, starts)
         c = self.config
         spans = []  # (row offset, tokens, slot, start, visible) per prompt
         offset = 0
@@ -430,6 +432,35 @@ class LlamaModel:
             norm_weight = self.layers[index + 1].attn_norm if index + 1 < len(self.layers) else self.final_norm
             x, residual = dispatch.rms_norm(h, norm_weight, c.norm_eps, residual)
         return x[0]
+
+    def _native_prompts_forward(
+        self, prompts: list[torch.Tensor], cache: KVCache, slots: list[int], starts: list[int]
+    ) -> torch.Tensor:
+        """The native path's prefill: the prompts' tokens as rows of native decode steps, up to `native.MAX_BATCH` rows
+        a step, row i at its own slot and position. A step writes every row's K and V before its attention, and
+        attention covers positions 0..position of the row's slot, so the rows of one prompt in one step attend
+        causally, and a later step's rows see the earlier ones in the cache. Exactly the decode step's arithmetic (no
+        PyTorch operations: no transient (T, ffn) tensors, none of PyTorch's attention code touched)."""
+        for prompt, start in zip(prompts, starts, strict=True):
+            if start + len(prompt) > cache.max_len:
+                raise ValueError(f"prompt of {start + len(prompt)} tokens exceeds the cache length {cache.max_len}")
+        ids = torch.cat(prompts).to(torch.int64)  # (sum T,)
+        row_slots = torch.cat(
+            [torch.full((len(p),), s, dtype=torch.int64) for p, s in zip(prompts, slots, strict=True)]
+        )
+        positions = torch.cat(
+            [torch.arange(s, s + len(p), dtype=torch.int64) for p, s in zip(prompts, starts, strict=True)]
+        )
+        rows = native_cpu.MAX_BATCH
+        assert self.native_decoder is not None
+        return torch.cat(
+            [
+                self.native_decoder.step(
+                    self._embed(ids[i : i + rows]), cache, row_slots[i : i + rows], positions[i : i + rows]
+                )
+                for i in range(0, len(ids), rows)
+            ]
+        )  # (sum T, dim)
 
     def _prompt_attention(self, q, k, v, k_cache, v_cache, span: tuple) -> torch.Tensor:
         """One prompt's rows of q, k, v (1, sum T, H, D): write its K and V into its slot, then causal attention

@@ -695,7 +695,40 @@ void nc_model_free(void *model) {
     free(md);
 }
 
+#if NC_AVX512
+/* e^x in 16 lanes (Cephes' expf: a polynomial after reducing by ln 2, within 2 ulp of exp); x is clamped to
+ * [-88, 88] (e^-88 = 6e-39, e^88 = 1.7e38), which softmax (x <= 0) and SiLU do not notice. */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+#endif
+
 static void rms_norm(const float *x, const float *w, int n, float eps, float *out) {
+#if NC_AVX512
+    if (n % 16 == 0) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16) {
+            __m512 v = _mm512_loadu_ps(x + i);
+            acc = _mm512_fmadd_ps(v, v, acc);
+        }
+        const __m512 r = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(acc) / (float)n + eps));
+        for (int i = 0; i < n; i += 16)
+            _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), r), _mm512_loadu_ps(w + i)));
+        return;
+    }
+#endif
     float ss = 0.0f;
     for (int i = 0; i < n; i++) ss += x[i] * x[i];
     float r = 1.0f / sqrtf(ss / (float)n + eps);
@@ -805,7 +838,15 @@ static void job_gate_up(void *ctx, int ith, int nth) {
     for (int b = 0; b < s->batch; b++) {
         const float *g = md->gu + (size_t)b * 2 * ffn;
         float *act = md->act + (size_t)b * ffn;
-        for (int j = j0; j < j1; j++) act[j] = g[j] / (1.0f + expf(-g[j])) * g[ffn + j];
+        int j = j0;
+#if NC_AVX512
+        for (; j + 16 <= j1; j += 16) {
+            __m512 gv = _mm512_loadu_ps(g + j);
+            __m512 sig = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+            _mm512_storeu_ps(act + j, _mm512_mul_ps(sig, _mm512_loadu_ps(g + ffn + j)));
+        }
+#endif
+        for (; j < j1; j++) act[j] = g[j] / (1.0f + expf(-g[j])) * g[ffn + j];
 #if !NC_AVX512
         /* quantize the blocks j0..j1 of this row in place in a_ffn (the AVX-512 layout's groups span the threads'
          * ranges: quantized after the job) */
@@ -813,6 +854,59 @@ static void job_gate_up(void *ctx, int ith, int nth) {
 #endif
     }
 }
+
+#if NC_AVX512
+/* Attention of the G <= 4 query heads q (G, 64) that share one KV head over its len cached positions: each key and
+ * value row read once for all G heads, the value sums in registers. sc: G rows of ld floats of scratch; o (G, 64). */
+static void attend_d64(const float *q, int G, const uint16_t *kb, const uint16_t *vb, int len, float scale, float *sc,
+                       size_t ld, float *o) {
+    __m512 qv[4][4];
+    float mx[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < 4; i++) qv[h][i] = _mm512_loadu_ps(q + h * 64 + i * 16);
+    for (int t = 0; t < len; t++) {
+        __m512 kv[4];
+        for (int i = 0; i < 4; i++)
+            kv[i] = _mm512_castsi512_ps(_mm512_slli_epi32(
+                _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(kb + (size_t)t * 64 + i * 16))), 16));
+        for (int h = 0; h < G; h++) {
+            __m512 acc = _mm512_mul_ps(qv[h][0], kv[0]);
+            for (int i = 1; i < 4; i++) acc = _mm512_fmadd_ps(qv[h][i], kv[i], acc);
+            float score = _mm512_reduce_add_ps(acc) * scale;
+            sc[h * ld + t] = score;
+            mx[h] = score > mx[h] ? score : mx[h];
+        }
+    }
+    float inv[4];
+    for (int h = 0; h < G; h++) {
+        float *row = sc + h * ld;
+        const __m512 m = _mm512_set1_ps(mx[h]);
+        __m512 sum = _mm512_setzero_ps();
+        for (int t = 0; t < len; t += 16) {
+            __mmask16 mask = len - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - t)) - 1);
+            __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, row + t), m));
+            _mm512_mask_storeu_ps(row + t, mask, e);
+            sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(mask, e));
+        }
+        inv[h] = 1.0f / _mm512_reduce_add_ps(sum);
+    }
+    __m512 ov[4][4];
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < 4; i++) ov[h][i] = _mm512_setzero_ps();
+    for (int t = 0; t < len; t++) {
+        __m512 vv[4];
+        for (int i = 0; i < 4; i++)
+            vv[i] = _mm512_castsi512_ps(_mm512_slli_epi32(
+                _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(vb + (size_t)t * 64 + i * 16))), 16));
+        for (int h = 0; h < G; h++) {
+            const __m512 p = _mm512_set1_ps(sc[h * ld + t] * inv[h]);
+            for (int i = 0; i < 4; i++) ov[h][i] = _mm512_fmadd_ps(p, vv[i], ov[h][i]);
+        }
+    }
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < 4; i++) _mm512_storeu_ps(o + h * 64 + i * 16, ov[h][i]);
+}
+#endif
 
 /* attention of each (sequence, query head) over its cached positions 0..pos */
 static void job_attention(void *ctx, int ith, int nth) {
@@ -823,6 +917,18 @@ static void job_attention(void *ctx, int ith, int nth) {
     const float scale = 1.0f / sqrtf((float)D);
     const size_t slot_stride = (size_t)md->n_kv * s->max_len * D, head_stride = (size_t)s->max_len * D;
     const uint16_t *kc = s->k_cache[s->layer], *vc = s->v_cache[s->layer];
+#if NC_AVX512
+    if (D == 64 && G <= 4) {
+        for (int task = ith; task < s->batch * md->n_kv; task += nth) {
+            int b = task / md->n_kv, g = task % md->n_kv;
+            size_t base = (size_t)s->slots[b] * slot_stride + g * head_stride;
+            attend_d64(md->qkvo + (size_t)b * nqkv + g * G * D, G, kc + base, vc + base, (int)s->positions[b] + 1,
+                       scale, md->scores + ((size_t)b * H + g * G) * s->max_len, (size_t)s->max_len,
+                       md->attn + (size_t)b * H * D + g * G * D);
+        }
+        return;
+    }
+#endif
     for (int task = ith; task < s->batch * H; task += nth) {
         int b = task / H, h = task % H, g = h / G;
         int len = (int)s->positions[b] + 1;
