@@ -240,29 +240,37 @@ static void quantize_rows(const float *x, int m, int k, QAct *a) {
  * byte e of chunk c (32 bytes) holds instruction c's int16 slot e in its low nibble and instruction c + G/2's in its
  * high one. */
 void nc_pack_q4_1(const uint8_t *in, int n, int k, uint8_t *out) {
+#if NC_AVX512
     const int nb = k / QK;
+    /* from[2 e + h]: the weight (index in the row) whose code goes to nibble h of output byte e; the same every row */
+    int *from = (int *)malloc((size_t)k * sizeof(int));
+    for (int j0 = 0; j0 < nb;) {
+        const int G = group_blocks(nb, j0);
+        for (int b = 0; b < G; b++)
+            for (int w = 0; w < QK; w++) {
+                const int unit = pair_slot(G, b, w / 2), instr = unit / 16, e = (unit % 16) * 2 + w % 2;
+                const int byte = j0 * 16 + (instr % (G / 2)) * 32 + e;
+                from[2 * byte + (instr < G / 2 ? 0 : 1)] = (j0 + b) * QK + w;
+            }
+        j0 += G;
+    }
     for (size_t row = 0; row < (size_t)n; row++) {
         const uint8_t *src = in + row * (k / 2);
         uint8_t *dst = out + row * (k / 2);
-#if NC_AVX512
-        memset(dst, 0, k / 2);
-        for (int j0 = 0; j0 < nb;) {
-            const int G = group_blocks(nb, j0);
-            uint8_t *g = dst + (size_t)j0 * 16;
-            for (int b = 0; b < G; b++)
-                for (int w = 0; w < QK; w++) {
-                    const uint8_t byte = src[(size_t)(j0 + b) * 16 + (w % 16)];
-                    const int q = w < 16 ? byte & 15 : byte >> 4;
-                    const int unit = pair_slot(G, b, w / 2), instr = unit / 16, e = (unit % 16) * 2 + w % 2;
-                    g[(instr % (G / 2)) * 32 + e] |= (uint8_t)(q << (instr < G / 2 ? 0 : 4));
-                }
-            j0 += G;
+        for (int e = 0; e < k / 2; e++) {
+            uint8_t q[2];
+            for (int h = 0; h < 2; h++) {
+                const int w = from[2 * e + h];
+                const uint8_t byte = src[(w / QK) * 16 + (w % 16)];
+                q[h] = (w % QK) < 16 ? byte & 15 : byte >> 4;
+            }
+            dst[e] = (uint8_t)(q[0] | (q[1] << 4));
         }
-#else
-        (void)nb;
-        memcpy(dst, src, k / 2);
-#endif
     }
+    free(from);
+#else
+    memcpy(out, in, (size_t)n * (k / 2));
+#endif
 }
 
 /* Q8_0 codes (N, K) int8, rearranged in place into the layout of the activations (AVX-512; as stored on AVX2).
