@@ -11,13 +11,15 @@
  *                   cache write, grouped-query attention, output, SwiGLU), one call per token instead of ~2,000
  *                   PyTorch operations.
  *
- * Threads: a pool of its own (pthreads, spinning briefly between jobs, then sleeping), not OpenMP: a second OpenMP
+ * Threads: a pool of its own (pthreads, spinning briefly between jobs, then sleeping; a job's items claimed one at a
+ * time, so a thread off its core delays nothing), not OpenMP: a second OpenMP
  * runtime beside PyTorch's would oversubscribe the cores. This file knows the Llama block and nothing of Python,
  * tokens or scheduling. Built by native.py with -O3 and the ISA flags chosen there.
  */
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,16 +53,25 @@ const char *nc_isa(void) { return NC_ISA; }
 
 /* --- thread pool ------------------------------------------------------------------------------------------------ */
 
-typedef void (*nc_job)(void *ctx, int ith, int nth);
+/* A job is cut into ITEMS_PER_THREAD * nth items, fn(ctx, item, items), that the threads claim one at a time from a
+ * shared counter: when a thread is off its core (a shared machine, another process running), the others take its
+ * items instead of waiting for it, and the caller waits only for items already started. (With a fixed half of each
+ * job per thread, a batch-1 decode step on 2 busy cores took 200 ms instead of 6: every one of its 150 jobs waited
+ * for a descheduled thread.) A row's results do not depend on which thread computed them. */
+typedef void (*nc_job)(void *ctx, int item, int items);
+
+#define ITEMS_PER_THREAD 4
+#define CLOSED 0xFFFFFFFFu
 
 typedef struct {
     int nth;
     pthread_t threads[MAX_THREADS];
-    _Atomic int generation;
-    _Atomic int pending;
+    _Atomic uint64_t state; /* generation << 32 | next item to claim (CLOSED between jobs) */
+    _Atomic int done;       /* items finished in this generation */
     _Atomic int quit;
     nc_job fn;
     void *ctx;
+    int items;
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } Pool;
@@ -70,36 +81,57 @@ typedef struct {
     int ith;
 } WorkerArg;
 
+/* Claim and run items of generation gen until none is left. A claim succeeds only while the generation is gen and
+ * items remain, so fn, ctx and items (written before the generation was published, rewritten only after it closed)
+ * belong to it. */
+static void run_items(Pool *p, uint32_t gen) {
+    uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(s >> 32) != gen) return;
+        const uint32_t next = (uint32_t)s;
+        const nc_job fn = p->fn;
+        void *const ctx = p->ctx;
+        const int items = p->items;
+        if (next == CLOSED || (int)next >= items) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        fn(ctx, (int)next, items);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        s = atomic_load_explicit(&p->state, memory_order_acquire);
+    }
+}
+
 static void *worker_main(void *arg) {
     WorkerArg *w = (WorkerArg *)arg;
     Pool *p = w->pool;
-    int ith = w->ith;
     free(w);
-    int seen = atomic_load(&p->generation);
+    uint32_t seen = (uint32_t)(atomic_load(&p->state) >> 32);
     for (;;) {
         int spins = 0;
-        int g;
-        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen) {
+        uint32_t g;
+        while ((g = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32)) == seen) {
             if (atomic_load_explicit(&p->quit, memory_order_relaxed)) return NULL;
             if (++spins < SPIN_LIMIT) {
                 _mm_pause();
+                if (spins % 1024 == 0) sched_yield(); /* let a thread of ours that waits for this core run */
                 continue;
             }
             pthread_mutex_lock(&p->mu);
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
+            while ((uint32_t)(atomic_load(&p->state) >> 32) == seen && !atomic_load(&p->quit))
+                pthread_cond_wait(&p->cv, &p->mu);
             pthread_mutex_unlock(&p->mu);
             spins = 0;
         }
         if (atomic_load(&p->quit)) return NULL;
         seen = g;
-        p->fn(p->ctx, ith, p->nth);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        run_items(p, g);
     }
 }
 
 static Pool *pool_new(int nth) {
     Pool *p = (Pool *)calloc(1, sizeof(Pool));
     p->nth = nth < 1 ? 1 : (nth > MAX_THREADS ? MAX_THREADS : nth);
+    atomic_store(&p->state, (uint64_t)CLOSED);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     for (int i = 1; i < p->nth; i++) {
@@ -120,21 +152,27 @@ static void pool_free(Pool *p) {
     free(p);
 }
 
-/* Run fn on every thread (the caller is thread 0); returns when all are done. */
+/* Run every item of fn (the caller claims items too); returns when all are done. */
 static void pool_run(Pool *p, nc_job fn, void *ctx) {
     if (p->nth == 1) {
         fn(ctx, 0, 1);
         return;
     }
-    p->fn = fn;
+    const uint32_t gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_relaxed) >> 32) + 1;
+    p->fn = fn; /* the state is CLOSED: no thread can claim until the release below */
     p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->nth - 1, memory_order_relaxed);
+    p->items = ITEMS_PER_THREAD * p->nth;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    atomic_store_explicit(&p->state, (uint64_t)gen << 32, memory_order_release);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    fn(ctx, 0, p->nth);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) _mm_pause();
+    run_items(p, gen);
+    for (int spins = 1; atomic_load_explicit(&p->done, memory_order_acquire) < p->items; spins++) {
+        _mm_pause();
+        if (spins % 256 == 0) sched_yield(); /* the thread with the last item may be waiting for this core */
+    }
+    atomic_store_explicit(&p->state, ((uint64_t)gen << 32) | CLOSED, memory_order_release);
 }
 
 /* --- quantized weights and activations -------------------------------------------------------------------------- */
