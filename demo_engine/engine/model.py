@@ -10,13 +10,13 @@ Three weight formats, picked at load time:
 - `int4` with the native code of `native.py` (CPU default where it builds; `ENGINE_NATIVE_CPU=off` turns it off):
   the Q4_1 blocks as stored (0.625 bytes a weight) against activations quantized to int16 per block of 32, integer
   dot products (VNNI where the CPU has it), fp32 activations between the matmuls, and the whole decode step (every
-  block) in one native call. The KV cache is bf16. The tied head runs natively too for up to 4 rows (over the
-  embedding's own Q8_0 codes, every logit within 2e-5 of exact); larger batches take the int8 GEMM described below.
-  Backend "CPU · q4_1×q16 avx512-vnni" (or avx2-vnni, avx2).
+  block) in one native call; prompts are prefilled as native steps too (their tokens as rows). The KV cache is bf16.
+  The tied head runs natively for any number of rows, over the embedding's own Q8_0 codes (rearranged in place for
+  the kernel), every logit within 2e-5 of exact. Backend "CPU · q4_1×q16 avx512-vnni" (or avx2-vnni, avx2).
 - `int4` without it (no compiler, no AVX2, or `ENGINE_NATIVE_CPU=off`): the Q4_1 blocks repacked for
   `_weight_int4pack_mm_for_cpu` (groups of 32, the same 4-bit codes; scale d and zero m + 8d in bf16), bf16
   activations, an fp32 residual stream. About 60 MB of weights read per token against 538 MB in fp32.
-  On both int4 paths the tied head is int8 per row (28 MB), multiplied by
+  Its tied head is int8 per row (28 MB), multiplied by
   int8 activations (per row) in one int8 GEMM; the top 16 candidates of each row are then recomputed
   exactly from the Q8_0 embedding, so greedy picks are those of the exact head. The other logits are
   within about 1.3 of exact (mean 0.14), which only the far tail of a sampled distribution sees.
