@@ -10,13 +10,13 @@ Three weight formats, picked at load time:
 - `int4` with the native code of `native.py` (CPU default where it builds; `ENGINE_NATIVE_CPU=off` turns it off):
   the Q4_1 blocks as stored (0.625 bytes a weight) against activations quantized to int16 per block of 32, integer
   dot products (VNNI where the CPU has it), fp32 activations between the matmuls, and the whole decode step (every
-  block) in one native call. The KV cache is bf16. The tied head runs natively too for up to 4 rows (over the
-  embedding's own Q8_0 codes, every logit within 2e-5 of exact); larger batches take the int8 GEMM described below.
-  Backend "CPU · q4_1×q16 avx512-vnni" (or avx2-vnni, avx2).
+  block) in one native call; prompts are prefilled as native steps too (their tokens as rows). The KV cache is bf16.
+  The tied head runs natively for any number of rows, over the embedding's own Q8_0 codes (rearranged in place for
+  the kernel), every logit within 2e-5 of exact. Backend "CPU · q4_1×q16 avx512-vnni" (or avx2-vnni, avx2).
 - `int4` without it (no compiler, no AVX2, or `ENGINE_NATIVE_CPU=off`): the Q4_1 blocks repacked for
   `_weight_int4pack_mm_for_cpu` (groups of 32, the same 4-bit codes; scale d and zero m + 8d in bf16), bf16
   activations, an fp32 residual stream. About 60 MB of weights read per token against 538 MB in fp32.
-  On both int4 paths the tied head is int8 per row (28 MB), multiplied by
+  Its tied head is int8 per row (28 MB), multiplied by
   int8 activations (per row) in one int8 GEMM; the top 16 candidates of each row are then recomputed
   exactly from the Q8_0 embedding, so greedy picks are those of the exact head. The other logits are
   within about 1.3 of exact (mean 0.14), which only the far tail of a sampled distribution sees.
@@ -41,7 +41,6 @@ from kernels import dispatch
 
 INT4_GROUP = 32  # the Q4_1 block size; `_weight_int4pack_mm_for_cpu` accepts it as its group size
 HEAD_REFINE_TOP = 16  # candidates per row whose logits are recomputed exactly from the Q8_0 embedding
-NATIVE_HEAD_MAX_ROWS = 4  # rows up to which the native head (exact) beats the int8 GEMM with refined candidates
 
 
 @dataclass(frozen=True)
@@ -185,16 +184,22 @@ class LayerWeights:
 
 
 class TokenEmbedding:
-    """The tied embedding: Q8_0 codes kept as int8 with their block scales; rows dequantized on lookup."""
+    """The tied embedding: Q8_0 codes kept as int8 with their block scales; rows dequantized on lookup. With the
+    native head the codes' columns are in the head kernel's order (`native.pack_q8_0`), and `positions` (natural
+    column -> its position) reads a row back in natural order."""
 
-    def __init__(self, codes: torch.Tensor, scales: torch.Tensor) -> None:
+    def __init__(self, codes: torch.Tensor, scales: torch.Tensor, positions: torch.Tensor | None = None) -> None:
         self.codes = codes  # (V, dim) int8
         self.scales = scales  # (V, dim/32) fp32
+        self.positions = positions  # (dim,) int64 or None
         self.vocab_size, self.dim = codes.shape
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """fp32 rows for `ids` (...,) -> (..., dim), exactly the dequantized Q8_0 values."""
-        codes = self.codes[ids].float()  # (..., dim)
+        codes = self.codes[ids]  # (..., dim)
+        if self.positions is not None:
+            codes = codes[..., self.positions]
+        codes = codes.float()
         scales = self.scales[ids]  # (..., dim/32)
         return (codes.unflatten(-1, (-1, 32)) * scales[..., None]).flatten(-2)
 
@@ -290,16 +295,20 @@ class LlamaModel:
         if model.native is not None:
             model.native_decoder = native_cpu.NativeDecoder(model.native, config, model.layers, model.final_norm)
         codes, scales = gguf_loader.q8_0_unpack(by_name["token_embd.weight"])
-        model.embedding = TokenEmbedding(codes.to(model.device), scales.to(model.device))
         if "output.weight" in by_name:
             raise NotImplementedError("this engine expects tied embeddings (no output.weight)")
+        if model.native is not None:
+            # The head runs natively over the embedding's own codes, rearranged in place for the kernel: no copy.
+            positions = native_cpu.pack_q8_0(model.native, codes)
+            model.embedding = TokenEmbedding(codes, scales, positions)
+            model.native_head = native_cpu.NativeHead(model.native, codes, scales)
+        else:
+            model.embedding = TokenEmbedding(codes.to(model.device), scales.to(model.device))
         if mode == "fp32":
             model.head_weight = model.embedding.dense()  # (V, dim)
-        elif mode == "int4":
+        elif mode == "int4" and model.native_head is None:
             model.head_int8 = _int8_rows(model.embedding)
-            if model.native is not None:
-                model.native_head = native_cpu.NativeHead(model.native, model.embedding.codes, model.embedding.scales)
-        else:
+        elif mode != "int4":
             model.head_weight = model.embedding.dense().to(model.device, torch.bfloat16)
         return model
 
@@ -336,9 +345,9 @@ class LlamaModel:
         """Final hidden (M, dim) in the activation dtype -> fp32 logits (M, V)."""
         if self.mode == "fp32":
             return F.linear(x, self.head_weight)
-        if self.native_head is not None and x.shape[0] <= NATIVE_HEAD_MAX_ROWS:
-            # Every logit within about 2e-5 of exact, and 1.8 ms for a row where the int8 GEMM below takes 3.1 (one
-            # thread, shared machine); at 16 rows it takes 42 ms against 11 (int16 products are half as many a cycle).
+        if self.native_head is not None:
+            # Every logit within about 2e-5 of exact, the same code whatever the number of rows (so a reply does not
+            # depend on its neighbours), and no int8 copy of the table.
             return self.native_head(x)
         if self.head_int8 is None:
             return F.linear(x, self.head_weight).float()
@@ -386,6 +395,8 @@ class LlamaModel:
         """The blocks over prompts (T_i,) written into their slots from positions starts[i]; the final hidden
         states of all their tokens, concatenated (sum T, dim). Rows are independent through every matmul, so a
         prompt's numbers do not depend on the others."""
+        if self.native_decoder is not None and dispatch.backend_for(prompts[0]) == "torch":
+            return self._native_prompts_forward(prompts, cache, slots, starts)
         c = self.config
         spans = []  # (row offset, tokens, slot, start, visible) per prompt
         offset = 0
@@ -421,6 +432,35 @@ class LlamaModel:
             norm_weight = self.layers[index + 1].attn_norm if index + 1 < len(self.layers) else self.final_norm
             x, residual = dispatch.rms_norm(h, norm_weight, c.norm_eps, residual)
         return x[0]
+
+    def _native_prompts_forward(
+        self, prompts: list[torch.Tensor], cache: KVCache, slots: list[int], starts: list[int]
+    ) -> torch.Tensor:
+        """The native path's prefill: the prompts' tokens as rows of native decode steps, up to `native.MAX_BATCH` rows
+        a step, row i at its own slot and position. A step writes every row's K and V before its attention, and
+        attention covers positions 0..position of the row's slot, so the rows of one prompt in one step attend
+        causally, and a later step's rows see the earlier ones in the cache. Exactly the decode step's arithmetic (no
+        PyTorch operations: no transient (T, ffn) tensors, none of PyTorch's attention code touched)."""
+        for prompt, start in zip(prompts, starts, strict=True):
+            if start + len(prompt) > cache.max_len:
+                raise ValueError(f"prompt of {start + len(prompt)} tokens exceeds the cache length {cache.max_len}")
+        ids = torch.cat(prompts).to(torch.int64)  # (sum T,)
+        row_slots = torch.cat(
+            [torch.full((len(p),), s, dtype=torch.int64) for p, s in zip(prompts, slots, strict=True)]
+        )
+        positions = torch.cat(
+            [torch.arange(s, s + len(p), dtype=torch.int64) for p, s in zip(prompts, starts, strict=True)]
+        )
+        rows = native_cpu.MAX_BATCH
+        assert self.native_decoder is not None
+        return torch.cat(
+            [
+                self.native_decoder.step(
+                    self._embed(ids[i : i + rows]), cache, row_slots[i : i + rows], positions[i : i + rows]
+                )
+                for i in range(0, len(ids), rows)
+            ]
+        )  # (sum T, dim)
 
     def _prompt_attention(self, q, k, v, k_cache, v_cache, span: tuple) -> torch.Tensor:
         """One prompt's rows of q, k, v (1, sum T, H, D): write its K and V into its slot, then causal attention

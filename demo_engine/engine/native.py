@@ -106,6 +106,8 @@ class NativeCPU:
         lib.nc_context_free.argtypes = [_PTR]
         lib.nc_gemm.argtypes = [_PTR, _PTR, _INT, _PTR, _PTR, _INT, _INT, _PTR]
         lib.nc_head.argtypes = [_PTR, _PTR, _INT, _INT, _PTR, _PTR, _INT, _PTR]
+        lib.nc_pack_q4_1.argtypes = [_PTR, _INT, _INT, _PTR]
+        lib.nc_pack_q8_0.argtypes = [_PTR, _INT, _INT, _PTR]
         lib.nc_model_new.restype = _PTR
         lib.nc_model_new.argtypes = [_INT] * 7 + [_FLOAT] * 2 + [_PTR] * 11
         lib.nc_model_free.argtypes = [_PTR]
@@ -138,16 +140,31 @@ def load(threads: int, wanted: str | None = None) -> NativeCPU | None:
         return None
 
 
-def pack_q4_1(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Q4_1 blocks (N, K/32*20) -> nibbles (N, K/2) uint8 (each block's 16 bytes as stored) and per row the K/32
-    scales d then the K/32 minimums m as fp16 bits (N, K/16) int16: the layout native_cpu.c reads, 0.625 bytes a
-    weight."""
+def pack_q4_1(native: NativeCPU, blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q4_1 blocks (N, K/32*20) -> nibbles (N, K/2) uint8 in the order the kernel reads them (AVX-512: each group of
+    16 blocks rearranged so that an int32 lane sums one block, see native_cpu.c; AVX2: as stored) and per row the
+    K/32 scales d then the K/32 minimums m as fp16 bits (N, K/16) int16: 0.625 bytes a weight."""
     n_out = blocks.shape[0]
     b = blocks.view(n_out, -1, 20)  # (N, K/32, 20)
-    nib = b[..., 4:].reshape(n_out, -1).contiguous()  # (N, K/2)
+    stored = b[..., 4:].reshape(n_out, -1).contiguous()  # (N, K/2), each block's 16 bytes as stored
+    nib = torch.empty_like(stored)
+    native.lib.nc_pack_q4_1(stored.data_ptr(), n_out, stored.shape[1] * 2, nib.data_ptr())
     d = b[..., 0:2].contiguous().view(torch.int16).reshape(n_out, -1)  # (N, K/32)
     m = b[..., 2:4].contiguous().view(torch.int16).reshape(n_out, -1)
     return nib, torch.cat([d, m], dim=-1).contiguous()  # (N, K/16)
+
+
+def pack_q8_0(native: NativeCPU, codes: torch.Tensor) -> torch.Tensor | None:
+    """Rearrange Q8_0 codes (V, K) int8 in place into the order the native head reads them (no copy of the table);
+    returns, for each natural column, its position in the new order (index a row with it to read it back), or None
+    when the order is unchanged (the AVX2 build)."""
+    if not codes.is_contiguous():
+        raise ValueError("the codes must be contiguous")
+    order = torch.empty(codes.shape[1], dtype=torch.int32)  # position -> natural column
+    native.lib.nc_pack_q8_0(codes.data_ptr(), codes.shape[0], codes.shape[1], order.data_ptr())
+    if torch.equal(order, torch.arange(codes.shape[1], dtype=torch.int32)):
+        return None
+    return torch.argsort(order.long())  # natural column -> position
 
 
 class NativeLinear:
@@ -159,7 +176,7 @@ class NativeLinear:
         if n_in % 64:
             raise ValueError(f"the native kernel needs inputs in multiples of 64, not {n_in}")
         self.native = native
-        self.nib, self.dm = pack_q4_1(blocks)
+        self.nib, self.dm = pack_q4_1(native, blocks)
         self.n_out, self.n_in = blocks.shape[0], n_in
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -173,8 +190,9 @@ class NativeLinear:
 
 
 class NativeHead:
-    """The tied head: logits = x @ E.T over the embedding's own Q8_0 codes and block scales (shared, not copied),
-    x quantized to int16 per block of 32; fp32 in and out, every logit within about 2e-5 (relative) of exact."""
+    """The tied head: logits = x @ E.T over the embedding's own Q8_0 codes (rearranged by `pack_q8_0`) and block
+    scales (shared, not copied), x quantized to int16 per block of 32; fp32 in and out, every logit within about 2e-5
+    (relative) of exact, for any number of rows (a row's logits do not depend on the others)."""
 
     def __init__(self, native: NativeCPU, codes: torch.Tensor, scales: torch.Tensor) -> None:
         self.native = native

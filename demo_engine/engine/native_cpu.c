@@ -11,13 +11,15 @@
  *                   cache write, grouped-query attention, output, SwiGLU), one call per token instead of ~2,000
  *                   PyTorch operations.
  *
- * Threads: a pool of its own (pthreads, spinning briefly between jobs, then sleeping), not OpenMP: a second OpenMP
+ * Threads: a pool of its own (pthreads, spinning briefly between jobs, then sleeping; a job's items claimed one at a
+ * time, so a thread off its core delays nothing), not OpenMP: a second OpenMP
  * runtime beside PyTorch's would oversubscribe the cores. This file knows the Llama block and nothing of Python,
  * tokens or scheduling. Built by native.py with -O3 and the ISA flags chosen there.
  */
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -41,7 +43,7 @@
 #define MAX_THREADS 64
 /* activation rows multiplied per pass over a weight row: their accumulators stay in registers (32 zmm, 16 ymm) */
 #if NC_AVX512
-#define ROW_CHUNK 16
+#define ROW_CHUNK 8 /* an int32 and a float accumulator a row */
 #else
 #define ROW_CHUNK 8
 #endif
@@ -51,16 +53,25 @@ const char *nc_isa(void) { return NC_ISA; }
 
 /* --- thread pool ------------------------------------------------------------------------------------------------ */
 
-typedef void (*nc_job)(void *ctx, int ith, int nth);
+/* A job is cut into ITEMS_PER_THREAD * nth items, fn(ctx, item, items), that the threads claim one at a time from a
+ * shared counter: when a thread is off its core (a shared machine, another process running), the others take its
+ * items instead of waiting for it, and the caller waits only for items already started. (With a fixed half of each
+ * job per thread, a batch-1 decode step on 2 busy cores took 200 ms instead of 6: every one of its 150 jobs waited
+ * for a descheduled thread.) A row's results do not depend on which thread computed them. */
+typedef void (*nc_job)(void *ctx, int item, int items);
+
+#define ITEMS_PER_THREAD 4
+#define CLOSED 0xFFFFFFFFu
 
 typedef struct {
     int nth;
     pthread_t threads[MAX_THREADS];
-    _Atomic int generation;
-    _Atomic int pending;
+    _Atomic uint64_t state; /* generation << 32 | next item to claim (CLOSED between jobs) */
+    _Atomic int done;       /* items finished in this generation */
     _Atomic int quit;
     nc_job fn;
     void *ctx;
+    int items;
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } Pool;
@@ -70,36 +81,57 @@ typedef struct {
     int ith;
 } WorkerArg;
 
+/* Claim and run items of generation gen until none is left. A claim succeeds only while the generation is gen and
+ * items remain, so fn, ctx and items (written before the generation was published, rewritten only after it closed)
+ * belong to it. */
+static void run_items(Pool *p, uint32_t gen) {
+    uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(s >> 32) != gen) return;
+        const uint32_t next = (uint32_t)s;
+        const nc_job fn = p->fn;
+        void *const ctx = p->ctx;
+        const int items = p->items;
+        if (next == CLOSED || (int)next >= items) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        fn(ctx, (int)next, items);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        s = atomic_load_explicit(&p->state, memory_order_acquire);
+    }
+}
+
 static void *worker_main(void *arg) {
     WorkerArg *w = (WorkerArg *)arg;
     Pool *p = w->pool;
-    int ith = w->ith;
     free(w);
-    int seen = atomic_load(&p->generation);
+    uint32_t seen = (uint32_t)(atomic_load(&p->state) >> 32);
     for (;;) {
         int spins = 0;
-        int g;
-        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen) {
+        uint32_t g;
+        while ((g = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32)) == seen) {
             if (atomic_load_explicit(&p->quit, memory_order_relaxed)) return NULL;
             if (++spins < SPIN_LIMIT) {
                 _mm_pause();
+                if (spins % 1024 == 0) sched_yield(); /* let a thread of ours that waits for this core run */
                 continue;
             }
             pthread_mutex_lock(&p->mu);
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
+            while ((uint32_t)(atomic_load(&p->state) >> 32) == seen && !atomic_load(&p->quit))
+                pthread_cond_wait(&p->cv, &p->mu);
             pthread_mutex_unlock(&p->mu);
             spins = 0;
         }
         if (atomic_load(&p->quit)) return NULL;
         seen = g;
-        p->fn(p->ctx, ith, p->nth);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        run_items(p, g);
     }
 }
 
 static Pool *pool_new(int nth) {
     Pool *p = (Pool *)calloc(1, sizeof(Pool));
     p->nth = nth < 1 ? 1 : (nth > MAX_THREADS ? MAX_THREADS : nth);
+    atomic_store(&p->state, (uint64_t)CLOSED);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     for (int i = 1; i < p->nth; i++) {
@@ -120,21 +152,27 @@ static void pool_free(Pool *p) {
     free(p);
 }
 
-/* Run fn on every thread (the caller is thread 0); returns when all are done. */
+/* Run every item of fn (the caller claims items too); returns when all are done. */
 static void pool_run(Pool *p, nc_job fn, void *ctx) {
     if (p->nth == 1) {
         fn(ctx, 0, 1);
         return;
     }
-    p->fn = fn;
+    const uint32_t gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_relaxed) >> 32) + 1;
+    p->fn = fn; /* the state is CLOSED: no thread can claim until the release below */
     p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->nth - 1, memory_order_relaxed);
+    p->items = ITEMS_PER_THREAD * p->nth;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    atomic_store_explicit(&p->state, (uint64_t)gen << 32, memory_order_release);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    fn(ctx, 0, p->nth);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) _mm_pause();
+    run_items(p, gen);
+    for (int spins = 1; atomic_load_explicit(&p->done, memory_order_acquire) < p->items; spins++) {
+        _mm_pause();
+        if (spins % 256 == 0) sched_yield(); /* the thread with the last item may be waiting for this core */
+    }
+    atomic_store_explicit(&p->state, ((uint64_t)gen << 32) | CLOSED, memory_order_release);
 }
 
 /* --- quantized weights and activations -------------------------------------------------------------------------- */
@@ -149,8 +187,9 @@ typedef struct {
 } QLinear;
 
 /* Activations of M rows quantized to int16 per block of 32: qs (M, K) in the order the kernel reads; dx (M, K/32 * 8)
- * each block's scale da repeated over the 8 int32 lanes its products land in; sa (M, K/32) da * the sum of the
- * block's codes (for the minimums' term). */
+ * the blocks' scales da as the kernel reads them (AVX-512: per group of blocks, one per int32 lane; AVX2: each block's
+ * da repeated over the 8 lanes its products land in); sa (M, K/32) da * the sum of the block's codes (for the
+ * minimums' term). */
 typedef struct {
     int16_t *qs;
     float *dx;
@@ -158,6 +197,55 @@ typedef struct {
     int m, k;
 } QAct;
 
+#if NC_AVX512
+/* The AVX-512 layout. A row's K/32 blocks go in groups of G = 16 blocks (the last ones of a row in groups of 8, 4 or
+ * 2): a group is G vpdpwssd instructions of 32 int16 pairs whose int32 lane l sums block l / L of the group (L = 16 / G
+ * lanes a block), so after the group one conversion and one multiply-add per row scale all 16 lanes at once, 16 blocks
+ * for one float operation where a block pair took three. Pair p (weights 2p, 2p+1) of block b goes to instruction
+ * p % G, lane b * L + p / G. Weights (nc_pack_q4_1, nc_pack_q8_0) and activations are laid out alike. */
+static inline int group_blocks(int nb, int j0) {
+    int left = nb - j0;
+    return left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : 2;
+}
+
+/* where pair p of block b of a group of G goes, in int32 units from the group's start */
+static inline int pair_slot(int G, int b, int p) { return (p % G) * 16 + b * (16 / G) + p / G; }
+
+static void quantize_row(const float *x, int k, int16_t *qs, float *dx, float *sa) {
+    const int nb = k / QK;
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0), L = 16 / G;
+        int32_t *dst = (int32_t *)(qs + (size_t)j0 * QK);
+        float dblk[16];
+        for (int b = 0; b < G; b++) {
+            const float *xb = x + (size_t)(j0 + b) * QK;
+            __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, absmask), _mm512_and_ps(v1, absmask)));
+            float d = amax / 32767.0f;
+            float id = d > 0.0f ? 1.0f / d : 0.0f;
+            /* cvtps rounds to nearest even, as nearbyintf */
+            __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
+            __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
+            int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+            int32_t pairs[16];
+            _mm256_storeu_si256((__m256i *)pairs, _mm512_cvtepi32_epi16(i0));
+            _mm256_storeu_si256((__m256i *)(pairs + 8), _mm512_cvtepi32_epi16(i1));
+            for (int p = 0; p < 16; p++) dst[pair_slot(G, b, p)] = pairs[p];
+            dblk[b] = d;
+            sa[j0 + b] = d * (float)sum;
+        }
+        for (int l = 0; l < 16; l++) dx[gi * 16 + l] = dblk[l / L];
+        j0 += G;
+    }
+}
+
+static void quantize_rows(const float *x, int m, int k, QAct *a) {
+    const int nb = k / QK;
+    for (int r = 0; r < m; r++)
+        quantize_row(x + (size_t)r * k, k, a->qs + (size_t)r * k, a->dx + (size_t)r * nb * 8, a->sa + (size_t)r * nb);
+}
+#else
 /* Block j of row `row` of x (32 floats) into a: scale amax / 32767, so the rounding error is at most 1/65534 of the
  * block's largest value (int8 blocks: 1/254, which cost 1.6 points of argmax agreement with the fp32 model). */
 static inline void quantize_block(const float *xb, QAct *a, size_t row, int j) {
@@ -173,16 +261,7 @@ static inline void quantize_block(const float *xb, QAct *a, size_t row, int j) {
         sum += q[i];
     }
     int16_t *qs = a->qs + row * a->k;
-#if NC_AVX512
-    /* Blocks go in pairs (2p, 2p+1) of 64 codes: [a0[0:16], a1[0:16], a0[16:32], a1[16:32]], matching the weight
-     * registers [low nibbles of both blocks] and [high nibbles of both blocks] widened to int16. */
-    int16_t *pair = qs + (j / 2) * 64;
-    int half = (j % 2) * 16;
-    memcpy(pair + half, q, 16 * sizeof(int16_t));
-    memcpy(pair + 32 + half, q + 16, 16 * sizeof(int16_t));
-#else
     memcpy(qs + j * QK, q, QK * sizeof(int16_t));
-#endif
     float *dx = a->dx + (row * nb + j) * 8;
     for (int i = 0; i < 8; i++) dx[i] = d;
     a->sa[row * nb + j] = d * (float)sum;
@@ -192,44 +271,126 @@ static void quantize_rows(const float *x, int m, int k, QAct *a) {
     for (int r = 0; r < m; r++)
         for (int j = 0; j < k / QK; j++) quantize_block(x + (size_t)r * k + j * QK, a, (size_t)r, j);
 }
+#endif
+
+/* Weights into the layout the kernel reads (AVX-512: the groups above; AVX2: as stored). nc_pack_q4_1: nibbles (N, K/2)
+ * of Q4_1 blocks as stored (per block 16 bytes, low nibbles weights 0..15, high 16..31) -> out (N, K/2): in a group,
+ * byte e of chunk c (32 bytes) holds instruction c's int16 slot e in its low nibble and instruction c + G/2's in its
+ * high one. */
+void nc_pack_q4_1(const uint8_t *in, int n, int k, uint8_t *out) {
+#if NC_AVX512
+    const int nb = k / QK;
+    /* from[2 e + h]: the weight (index in the row) whose code goes to nibble h of output byte e; the same every row */
+    int *from = (int *)malloc((size_t)k * sizeof(int));
+    for (int j0 = 0; j0 < nb;) {
+        const int G = group_blocks(nb, j0);
+        for (int b = 0; b < G; b++)
+            for (int w = 0; w < QK; w++) {
+                const int unit = pair_slot(G, b, w / 2), instr = unit / 16, e = (unit % 16) * 2 + w % 2;
+                const int byte = j0 * 16 + (instr % (G / 2)) * 32 + e;
+                from[2 * byte + (instr < G / 2 ? 0 : 1)] = (j0 + b) * QK + w;
+            }
+        j0 += G;
+    }
+    for (size_t row = 0; row < (size_t)n; row++) {
+        const uint8_t *src = in + row * (k / 2);
+        uint8_t *dst = out + row * (k / 2);
+        for (int e = 0; e < k / 2; e++) {
+            uint8_t q[2];
+            for (int h = 0; h < 2; h++) {
+                const int w = from[2 * e + h];
+                const uint8_t byte = src[(w / QK) * 16 + (w % 16)];
+                q[h] = (w % QK) < 16 ? byte & 15 : byte >> 4;
+            }
+            dst[e] = (uint8_t)(q[0] | (q[1] << 4));
+        }
+    }
+    free(from);
+#else
+    memcpy(out, in, (size_t)n * (k / 2));
+#endif
+}
+
+/* Q8_0 codes (N, K) int8, rearranged in place into the layout of the activations (AVX-512; as stored on AVX2).
+ * order (K): the natural index of each position of a row, for reading rows back. */
+void nc_pack_q8_0(int8_t *codes, int n, int k, int32_t *order) {
+    const int nb = k / QK;
+    for (int i = 0; i < k; i++) order[i] = i;
+#if NC_AVX512
+    for (int j0 = 0; j0 < nb;) {
+        const int G = group_blocks(nb, j0);
+        for (int b = 0; b < G; b++)
+            for (int w = 0; w < QK; w++) order[j0 * QK + pair_slot(G, b, w / 2) * 2 + w % 2] = (j0 + b) * QK + w;
+        j0 += G;
+    }
+    int8_t *tmp = (int8_t *)malloc(k);
+    for (size_t row = 0; row < (size_t)n; row++) {
+        int8_t *r = codes + row * k;
+        for (int i = 0; i < k; i++) tmp[i] = r[order[i]];
+        memcpy(r, tmp, k);
+    }
+    free(tmp);
+#else
+    (void)nb;
+    (void)codes;
+    (void)n;
+#endif
+}
 
 /* y[r, n] for rows r0..r0+nr (nr <= ROW_CHUNK) and output n of W: per block d * da * sum(q_w * q_a) + m * sa.
  * Always inlined, and called with a constant nr, so that the loops over rows unroll and acc stays in registers. */
+#if NC_AVX512
+/* lane l of a group of G blocks belongs to block l / (16 / G) */
+static inline __m512i group_lanes(int G) {
+    switch (G) {
+    case 8: return _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    case 4: return _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    default: return _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    }
+}
+
+/* the G fp16 values at h as the group's 16 lanes */
+static inline __m512 group_scales_f16(const uint16_t *h, int G) {
+    if (G == 16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h));
+    __m512 v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16((__mmask16)((1u << G) - 1), h));
+    return _mm512_permutexvar_ps(group_lanes(G), v);
+}
+
+static inline __m512 group_scales_f32(const float *s, int G) {
+    if (G == 16) return _mm512_loadu_ps(s);
+    return _mm512_permutexvar_ps(group_lanes(G), _mm512_maskz_loadu_ps((__mmask16)((1u << G) - 1), s));
+}
+
 static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
     const int k = w->k;
     const int nb = k / QK;
     const uint8_t *wn = w->nib + (size_t)n * (k / 2);
     const uint16_t *dw16 = w->dm + (size_t)n * 2 * nb;
     const uint16_t *mw16 = dw16 + nb;
-#if NC_AVX512
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m512 acc[ROW_CHUNK];
     for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m512i pat_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    for (int p = 0; p < nb / 2; p++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(wn + p * 32));
-        __m256i lo = _mm256_and_si256(v, low4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-        /* bytes 0..15 of v are block 2p, 16..31 block 2p+1: widened, lo is [b0 w0..15, b1 w0..15], hi the same for
-         * weights 16..31; an int32 lane of the products sums a pair of them, so lanes 0..7 are block 2p's */
-        __m512i wlo = _mm512_cvtepu8_epi16(lo);
-        __m512i whi = _mm512_cvtepu8_epi16(hi);
-        int32_t d_pair;
-        memcpy(&d_pair, dw16 + 2 * p, sizeof d_pair);
-        __m512 dwv = _mm512_permutexvar_ps(pat_d, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(d_pair))));
-        for (int r = 0; r < nr; r++) {
-            const size_t row = (size_t)(r0 + r);
-            const int16_t *aq = a->qs + row * k + p * 64;
-#if defined(__AVX512VNNI__)
-            __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), wlo, _mm512_loadu_si512((const void *)aq));
-            s = _mm512_dpwssd_epi32(s, whi, _mm512_loadu_si512((const void *)(aq + 32)));
-#else
-            __m512i s = _mm512_add_epi32(_mm512_madd_epi16(wlo, _mm512_loadu_si512((const void *)aq)),
-                                         _mm512_madd_epi16(whi, _mm512_loadu_si512((const void *)(aq + 32))));
-#endif
-            __m512 dd = _mm512_mul_ps(dwv, _mm512_loadu_ps(a->dx + (row * nb + 2 * p) * 8));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dd, acc[r]);
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0), half = G / 2;
+        const uint8_t *wg = wn + (size_t)j0 * 16;
+        __m512i s[ROW_CHUNK];
+        for (int r = 0; r < nr; r++) s[r] = _mm512_setzero_si512();
+        for (int c = 0; c < half; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(wg + c * 32));
+            __m512i wlo = _mm512_cvtepu8_epi16(_mm256_and_si256(v, low4));
+            __m512i whi = _mm512_cvtepu8_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+            for (int r = 0; r < nr; r++) {
+                const int16_t *aq = a->qs + (size_t)(r0 + r) * k + (size_t)j0 * QK;
+                s[r] = _mm512_dpwssd_epi32(s[r], wlo, _mm512_loadu_si512((const void *)(aq + c * 32)));
+                s[r] = _mm512_dpwssd_epi32(s[r], whi, _mm512_loadu_si512((const void *)(aq + (c + half) * 32)));
+            }
         }
+        const __m512 dv = group_scales_f16(dw16 + j0, G);
+        for (int r = 0; r < nr; r++) {
+            __m512 dd = _mm512_mul_ps(dv, _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), dd, acc[r]);
+        }
+        j0 += G;
     }
     /* the minimums' term, sum over blocks of m * sa, 16 blocks at a time */
     for (int j = 0; j < nb; j += 16) {
@@ -239,7 +400,14 @@ static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int
             acc[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mask, a->sa + (size_t)(r0 + r) * nb + j), acc[r]);
     }
     for (int r = 0; r < nr; r++) y[(size_t)(r0 + r) * ldy + n] = _mm512_reduce_add_ps(acc[r]);
+}
 #else
+static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
+    const int k = w->k;
+    const int nb = k / QK;
+    const uint8_t *wn = w->nib + (size_t)n * (k / 2);
+    const uint16_t *dw16 = w->dm + (size_t)n * 2 * nb;
+    const uint16_t *mw16 = dw16 + nb;
     __m256 acc[ROW_CHUNK];
     float msum[ROW_CHUNK];
     for (int r = 0; r < nr; r++) {
@@ -274,31 +442,34 @@ static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int
         s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
         y[(size_t)(r0 + r) * ldy + n] = _mm_cvtss_f32(s4) + msum[r];
     }
-#endif
 }
-
-/* Outputs n0..n1 of y (M, N) for all M rows. */
-static void gemm_range(const QLinear *w, const QAct *a, float *y, int ldy, int n0, int n1) {
-    int r0 = 0;
-    for (; a->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, ROW_CHUNK, y, ldy);
-    /* the rest in chunks of constant size (8, 4, 2, 1 rows) */
-#if ROW_CHUNK > 8
-    if (a->m - r0 >= 8) {
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 8, y, ldy);
-        r0 += 8;
-    }
 #endif
-    if (a->m - r0 >= 4) {
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 4, y, ldy);
-        r0 += 4;
+
+/* Outputs n0..n1 of y (M, N) for all M rows: 16 outputs at a time (their weights stay in L1) for every chunk of rows,
+ * chunks of constant size (ROW_CHUNK, then 8, 4, 2, 1 rows). A row's result does not depend on its chunk. */
+static void gemm_range(const QLinear *w, const QAct *a, float *y, int ldy, int n0, int n1) {
+    for (int nt = n0; nt < n1; nt += 16) {
+        const int ne = nt + 16 < n1 ? nt + 16 : n1;
+        int r0 = 0;
+        for (; a->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, ROW_CHUNK, y, ldy);
+#if ROW_CHUNK > 8
+        if (a->m - r0 >= 8) {
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, 8, y, ldy);
+            r0 += 8;
+        }
+#endif
+        if (a->m - r0 >= 4) {
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, 4, y, ldy);
+            r0 += 4;
+        }
+        if (a->m - r0 >= 2) {
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, 2, y, ldy);
+            r0 += 2;
+        }
+        if (a->m - r0 >= 1)
+            for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, 1, y, ldy);
     }
-    if (a->m - r0 >= 2) {
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 2, y, ldy);
-        r0 += 2;
-    }
-    if (a->m - r0 >= 1)
-        for (int n = n0; n < n1; n++) dot_rows(w, n, a, r0, 1, y, ldy);
 }
 
 static void split(int total, int align, int ith, int nth, int *lo, int *hi) {
@@ -363,44 +534,47 @@ void nc_gemm(void *ctx, const float *x, int m, const uint8_t *nib, const uint16_
 
 /* --- the tied head over the Q8_0 embedding ------------------------------------------------------------------- */
 
-/* logits (M, V) = x (M, K) @ E.T with E the embedding's Q8_0 codes (V, K) int8 and block scales (V, K/32) fp32, x
- * quantized to int16 per block of 32 in natural order. Exact to the activations' rounding (about 2e-5 relative), where
- * an int8 head needs its best candidates recomputed; and no second copy of the table (28 MB). */
-#if NC_AVX512
-#define HEAD_LANES 16
-#else
-#define HEAD_LANES 8
-#endif
-
+/* logits (M, V) = x (M, K) @ E.T with E the embedding's Q8_0 codes (V, K) int8 (in the kernel's layout, nc_pack_q8_0)
+ * and block scales (V, K/32) fp32, x quantized to int16 per block of 32 as for the matmuls. Exact to the activations'
+ * rounding (about 2e-5 relative), where an int8 head needs its best candidates recomputed; and no second copy of the
+ * table (28 MB). The same code for any number of rows: a row's logits do not depend on the others. */
 typedef struct {
     const int8_t *codes;
     const float *scales;
-    const int16_t *qs; /* (M, K) */
-    const float *dx;   /* (M, K/32, HEAD_LANES): each block's scale repeated */
+    const QAct *a;
     float *y;
-    int m, k, n;
+    int n;
 } HeadJob;
 
 static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, int v, int r0, int nr) {
-    const int k = h->k, nb = k / QK;
+    const QAct *a = h->a;
+    const int k = a->k, nb = k / QK;
     const int8_t *wc = h->codes + (size_t)v * k;
     const float *ws = h->scales + (size_t)v * nb;
 #if NC_AVX512
     __m512 acc[ROW_CHUNK];
     for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
-    for (int j = 0; j < nb; j++) {
-        __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wc + j * QK)));
-        __m512 sw = _mm512_set1_ps(ws[j]);
-        for (int r = 0; r < nr; r++) {
-            const size_t row = (size_t)(r0 + r);
-            __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w,
-                                            _mm512_loadu_si512((const void *)(h->qs + row * k + j * QK)));
-            __m512 dd = _mm512_mul_ps(sw, _mm512_loadu_ps(h->dx + (row * nb + j) * HEAD_LANES));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dd, acc[r]);
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0);
+        __m512i s[ROW_CHUNK];
+        for (int r = 0; r < nr; r++) s[r] = _mm512_setzero_si512();
+        for (int i = 0; i < G; i++) {
+            __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wc + (size_t)(j0 + i) * QK)));
+            for (int r = 0; r < nr; r++)
+                s[r] = _mm512_dpwssd_epi32(
+                    s[r], w, _mm512_loadu_si512((const void *)(a->qs + (size_t)(r0 + r) * k + (size_t)(j0 + i) * QK)));
         }
+        const __m512 sv = group_scales_f32(ws + j0, G);
+        for (int r = 0; r < nr; r++) {
+            __m512 dd = _mm512_mul_ps(sv, _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), dd, acc[r]);
+        }
+        j0 += G;
     }
     for (int r = 0; r < nr; r++) h->y[(size_t)(r0 + r) * h->n + v] = _mm512_reduce_add_ps(acc[r]);
 #else
+    const int16_t *qs = a->qs;
+    const float *dx = a->dx;
     __m256 acc[ROW_CHUNK];
     for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
     for (int j = 0; j < nb; j++) {
@@ -409,10 +583,10 @@ static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, in
         __m256 sw = _mm256_set1_ps(ws[j]);
         for (int r = 0; r < nr; r++) {
             const size_t row = (size_t)(r0 + r);
-            const int16_t *aq = h->qs + row * k + j * QK;
+            const int16_t *aq = qs + row * k + j * QK;
             __m256i s = _mm256_add_epi32(_mm256_madd_epi16(wlo, _mm256_loadu_si256((const __m256i *)aq)),
                                          _mm256_madd_epi16(whi, _mm256_loadu_si256((const __m256i *)(aq + 16))));
-            __m256 dd = _mm256_mul_ps(sw, _mm256_loadu_ps(h->dx + (row * nb + j) * HEAD_LANES));
+            __m256 dd = _mm256_mul_ps(sw, _mm256_loadu_ps(dx + (row * nb + j) * 8));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc[r]);
         }
     }
@@ -427,48 +601,47 @@ static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, in
 
 static void head_job(void *ctx, int ith, int nth) {
     const HeadJob *h = (const HeadJob *)ctx;
+    const int m = h->a->m;
     int v0, v1;
     split(h->n, 16, ith, nth, &v0, &v1);
-    int r0 = 0;
-    for (; h->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, ROW_CHUNK);
+    for (int vt = v0; vt < v1; vt += 16) {
+        const int ve = vt + 16 < v1 ? vt + 16 : v1;
+        int r0 = 0;
+        for (; m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, ROW_CHUNK);
 #if ROW_CHUNK > 8
-    if (h->m - r0 >= 8) {
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 8);
-        r0 += 8;
-    }
+        if (m - r0 >= 8) {
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, 8);
+            r0 += 8;
+        }
 #endif
-    if (h->m - r0 >= 4) {
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 4);
-        r0 += 4;
+        if (m - r0 >= 4) {
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, 4);
+            r0 += 4;
+        }
+        if (m - r0 >= 2) {
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, 2);
+            r0 += 2;
+        }
+        if (m - r0 >= 1)
+            for (int v = vt; v < ve; v++) head_rows(h, v, r0, 1);
     }
-    if (h->m - r0 >= 2) {
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 2);
-        r0 += 2;
-    }
-    if (h->m - r0 >= 1)
-        for (int v = v0; v < v1; v++) head_rows(h, v, r0, 1);
 }
 
 void nc_head(void *ctx, const float *x, int m, int k, const int8_t *codes, const float *scales, int n, float *y) {
     Context *c = (Context *)ctx;
-    const int nb = k / QK;
-    int16_t *qs = (int16_t *)malloc((size_t)m * k * sizeof(int16_t));
-    float *dx = (float *)malloc((size_t)m * nb * HEAD_LANES * sizeof(float));
-    for (int r = 0; r < m; r++)
-        for (int j = 0; j < nb; j++) {
-            const float *xb = x + (size_t)r * k + j * QK;
-            float amax = 0.0f;
-            for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(xb[i]));
-            float d = amax / 32767.0f;
-            float id = d > 0.0f ? 1.0f / d : 0.0f;
-            for (int i = 0; i < QK; i++) qs[(size_t)r * k + j * QK + i] = (int16_t)nearbyintf(xb[i] * id);
-            for (int i = 0; i < HEAD_LANES; i++) dx[((size_t)r * nb + j) * HEAD_LANES + i] = d;
-        }
-    HeadJob job = {codes, scales, qs, dx, y, m, k, n};
+    QAct a;
+    a.m = m;
+    a.k = k;
+    a.qs = (int16_t *)malloc((size_t)m * k * sizeof(int16_t));
+    a.dx = (float *)malloc((size_t)m * (k / QK) * 8 * sizeof(float));
+    a.sa = (float *)malloc((size_t)m * (k / QK) * sizeof(float));
+    quantize_rows(x, m, k, &a);
+    HeadJob job = {codes, scales, &a, y, n};
     pool_run(c->pool, head_job, &job);
-    free(qs);
-    free(dx);
+    free(a.qs);
+    free(a.dx);
+    free(a.sa);
 }
 
 /* --- the decode step ----------------------------------------------------------------------------------------- */
@@ -568,7 +741,40 @@ void nc_model_free(void *model) {
     free(md);
 }
 
+#if NC_AVX512
+/* e^x in 16 lanes (Cephes' expf: a polynomial after reducing by ln 2, within 2 ulp of exp); x is clamped to
+ * [-88, 88] (e^-88 = 6e-39, e^88 = 1.7e38), which softmax (x <= 0) and SiLU do not notice. */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+#endif
+
 static void rms_norm(const float *x, const float *w, int n, float eps, float *out) {
+#if NC_AVX512
+    if (n % 16 == 0) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16) {
+            __m512 v = _mm512_loadu_ps(x + i);
+            acc = _mm512_fmadd_ps(v, v, acc);
+        }
+        const __m512 r = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(acc) / (float)n + eps));
+        for (int i = 0; i < n; i += 16)
+            _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), r), _mm512_loadu_ps(w + i)));
+        return;
+    }
+#endif
     float ss = 0.0f;
     for (int i = 0; i < n; i++) ss += x[i] * x[i];
     float r = 1.0f / sqrtf(ss / (float)n + eps);
@@ -678,11 +884,75 @@ static void job_gate_up(void *ctx, int ith, int nth) {
     for (int b = 0; b < s->batch; b++) {
         const float *g = md->gu + (size_t)b * 2 * ffn;
         float *act = md->act + (size_t)b * ffn;
-        for (int j = j0; j < j1; j++) act[j] = g[j] / (1.0f + expf(-g[j])) * g[ffn + j];
-        /* quantize the blocks j0..j1 of this row in place in a_ffn (their layout stays within these pairs) */
+        int j = j0;
+#if NC_AVX512
+        for (; j + 16 <= j1; j += 16) {
+            __m512 gv = _mm512_loadu_ps(g + j);
+            __m512 sig = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+            _mm512_storeu_ps(act + j, _mm512_mul_ps(sig, _mm512_loadu_ps(g + ffn + j)));
+        }
+#endif
+        for (; j < j1; j++) act[j] = g[j] / (1.0f + expf(-g[j])) * g[ffn + j];
+#if !NC_AVX512
+        /* quantize the blocks j0..j1 of this row in place in a_ffn (the AVX-512 layout's groups span the threads'
+         * ranges: quantized after the job) */
         for (int blk = j0 / QK; blk < j1 / QK; blk++) quantize_block(act + blk * QK, &md->a_ffn, (size_t)b, blk);
+#endif
     }
 }
+
+#if NC_AVX512
+/* Attention of the G <= 4 query heads q (G, 64) that share one KV head over its len cached positions: each key and
+ * value row read once for all G heads, the value sums in registers. sc: G rows of ld floats of scratch; o (G, 64). */
+static void attend_d64(const float *q, int G, const uint16_t *kb, const uint16_t *vb, int len, float scale, float *sc,
+                       size_t ld, float *o) {
+    __m512 qv[4][4];
+    float mx[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < 4; i++) qv[h][i] = _mm512_loadu_ps(q + h * 64 + i * 16);
+    for (int t = 0; t < len; t++) {
+        __m512 kv[4];
+        for (int i = 0; i < 4; i++)
+            kv[i] = _mm512_castsi512_ps(_mm512_slli_epi32(
+                _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(kb + (size_t)t * 64 + i * 16))), 16));
+        for (int h = 0; h < G; h++) {
+            __m512 acc = _mm512_mul_ps(qv[h][0], kv[0]);
+            for (int i = 1; i < 4; i++) acc = _mm512_fmadd_ps(qv[h][i], kv[i], acc);
+            float score = _mm512_reduce_add_ps(acc) * scale;
+            sc[h * ld + t] = score;
+            mx[h] = score > mx[h] ? score : mx[h];
+        }
+    }
+    float inv[4];
+    for (int h = 0; h < G; h++) {
+        float *row = sc + h * ld;
+        const __m512 m = _mm512_set1_ps(mx[h]);
+        __m512 sum = _mm512_setzero_ps();
+        for (int t = 0; t < len; t += 16) {
+            __mmask16 mask = len - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - t)) - 1);
+            __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, row + t), m));
+            _mm512_mask_storeu_ps(row + t, mask, e);
+            sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(mask, e));
+        }
+        inv[h] = 1.0f / _mm512_reduce_add_ps(sum);
+    }
+    __m512 ov[4][4];
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < 4; i++) ov[h][i] = _mm512_setzero_ps();
+    for (int t = 0; t < len; t++) {
+        __m512 vv[4];
+        for (int i = 0; i < 4; i++)
+            vv[i] = _mm512_castsi512_ps(_mm512_slli_epi32(
+                _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(vb + (size_t)t * 64 + i * 16))), 16));
+        for (int h = 0; h < G; h++) {
+            const __m512 p = _mm512_set1_ps(sc[h * ld + t] * inv[h]);
+            for (int i = 0; i < 4; i++) ov[h][i] = _mm512_fmadd_ps(p, vv[i], ov[h][i]);
+        }
+    }
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < 4; i++) _mm512_storeu_ps(o + h * 64 + i * 16, ov[h][i]);
+}
+#endif
 
 /* attention of each (sequence, query head) over its cached positions 0..pos */
 static void job_attention(void *ctx, int ith, int nth) {
@@ -693,6 +963,18 @@ static void job_attention(void *ctx, int ith, int nth) {
     const float scale = 1.0f / sqrtf((float)D);
     const size_t slot_stride = (size_t)md->n_kv * s->max_len * D, head_stride = (size_t)s->max_len * D;
     const uint16_t *kc = s->k_cache[s->layer], *vc = s->v_cache[s->layer];
+#if NC_AVX512
+    if (D == 64 && G <= 4) {
+        for (int task = ith; task < s->batch * md->n_kv; task += nth) {
+            int b = task / md->n_kv, g = task % md->n_kv;
+            size_t base = (size_t)s->slots[b] * slot_stride + g * head_stride;
+            attend_d64(md->qkvo + (size_t)b * nqkv + g * G * D, G, kc + base, vc + base, (int)s->positions[b] + 1,
+                       scale, md->scores + ((size_t)b * H + g * G) * s->max_len, (size_t)s->max_len,
+                       md->attn + (size_t)b * H * D + g * G * D);
+        }
+        return;
+    }
+#endif
     for (int task = ith; task < s->batch * H; task += nth) {
         int b = task / H, h = task % H, g = h / G;
         int len = (int)s->positions[b] + 1;
@@ -780,6 +1062,9 @@ int nc_decode_step(void *ctx, void *model, int batch, float *resid, const int64_
         }
         quantize_rows(md->xn, batch, dim, &md->a_dim);
         pool_run(c->pool, job_gate_up, &job);
+#if NC_AVX512
+        quantize_rows(md->act, batch, md->ffn, &md->a_ffn);
+#endif
         pool_run(c->pool, job_down, &job);
         const float *next = l + 1 < md->n_layers ? md->attn_norm[l + 1] : md->final_norm;
         for (int b = 0; b < batch; b++) {
