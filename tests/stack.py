@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # The running site gets a Redis database of its own, so that in-process tests, which empty theirs, never wipe
 # the worker's presence or a reply stream from under it. Two test runs on one machine take different ones.
 STACK_REDIS_DBS = range(10, 16)
+_COLLECTSTATIC = threading.Lock()
 OWNER_KEY = "showcase:test-stack-owner"
 METRICS_TOKEN = "test-metrics-token-0123456789"
 
@@ -131,7 +133,8 @@ class LiveStack:
         (self.tmp_dir / "metrics").mkdir(exist_ok=True)
         self.manage("migrate", "--noinput", "-v", "0")
         self.redis_prefix = self.manage("redis_prefix").strip()
-        self.manage("collectstatic", "--noinput", "-v", "0")
+        with _COLLECTSTATIC:  # sites prepared side by side share the repository's STATIC_ROOT
+            self.manage("collectstatic", "--noinput", "-v", "0")
         return self
 
     def spawn(self) -> LiveStack:

@@ -202,7 +202,7 @@ def test_kiosk_screenshots_in_english_and_chinese(live_stack, browser):
     for a person to look at; the loop moves on by itself."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     live_stack.manage("load_demo_content")
-    path = create_kiosk(live_stack, "Screenshot screen", "--slide-seconds", "2")
+    path = create_kiosk(live_stack, "Screenshot screen", "--slide-seconds", "3")
     visits = (("", "en-GB", "What is an H800?"), ("/zh-hans", "zh-CN", "你好！请介绍一下上海。"))
     for prefix, locale, question in visits:
         page = kiosk_page(browser, live_stack, prefix + path, locale=locale)
