@@ -197,6 +197,26 @@ typedef struct {
     int m, k;
 } QAct;
 
+static void *alloc64(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    memset(p, 0, bytes);
+    return p;
+}
+
+/* Room for `rows` rows of K activations quantized per block of 32 (m set to `rows`). */
+static QAct qact_new(int rows, int k) {
+    const size_t r = (size_t)rows;
+    return (QAct){(int16_t *)alloc64(r * k * sizeof(int16_t)), (float *)alloc64(r * (k / QK) * 8 * sizeof(float)),
+                  (float *)alloc64(r * (k / QK) * sizeof(float)), rows, k};
+}
+
+static void qact_free(QAct *a) {
+    free(a->qs);
+    free(a->dx);
+    free(a->sa);
+}
+
 #if NC_AVX512
 /* The AVX-512 layout. A row's K/32 blocks go in groups of G = 16 blocks (the last ones of a row in groups of 8, 4 or
  * 2): a group is G vpdpwssd instructions of 32 int16 pairs whose int32 lane l sums block l / L of the group (L = 16 / G
@@ -518,18 +538,11 @@ int nc_threads(void *ctx) { return ((Context *)ctx)->pool->nth; }
 void nc_gemm(void *ctx, const float *x, int m, const uint8_t *nib, const uint16_t *dm, int n, int k, float *y) {
     Context *c = (Context *)ctx;
     QLinear w = {nib, dm, n, k};
-    QAct a;
-    a.m = m;
-    a.k = k;
-    a.qs = (int16_t *)malloc((size_t)m * k * sizeof(int16_t));
-    a.dx = (float *)malloc((size_t)m * (k / QK) * 8 * sizeof(float));
-    a.sa = (float *)malloc((size_t)m * (k / QK) * sizeof(float));
+    QAct a = qact_new(m, k);
     quantize_rows(x, m, k, &a);
     GemmJob job = {&w, &a, y};
     pool_run(c->pool, gemm_job, &job);
-    free(a.qs);
-    free(a.dx);
-    free(a.sa);
+    qact_free(&a);
 }
 
 /* --- the tied head over the Q8_0 embedding ------------------------------------------------------------------- */
@@ -630,18 +643,11 @@ static void head_job(void *ctx, int ith, int nth) {
 
 void nc_head(void *ctx, const float *x, int m, int k, const int8_t *codes, const float *scales, int n, float *y) {
     Context *c = (Context *)ctx;
-    QAct a;
-    a.m = m;
-    a.k = k;
-    a.qs = (int16_t *)malloc((size_t)m * k * sizeof(int16_t));
-    a.dx = (float *)malloc((size_t)m * (k / QK) * 8 * sizeof(float));
-    a.sa = (float *)malloc((size_t)m * (k / QK) * sizeof(float));
+    QAct a = qact_new(m, k);
     quantize_rows(x, m, k, &a);
     HeadJob job = {codes, scales, &a, y, n};
     pool_run(c->pool, head_job, &job);
-    free(a.qs);
-    free(a.dx);
-    free(a.sa);
+    qact_free(&a);
 }
 
 /* --- the decode step ----------------------------------------------------------------------------------------- */
@@ -658,13 +664,6 @@ typedef struct {
     QAct a_dim, a_ffn;
     float inv_freq[256];
 } Model;
-
-static void *alloc64(size_t bytes) {
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
-    memset(p, 0, bytes);
-    return p;
-}
 
 /* Layers are given as arrays of pointers, one per layer: (nib, dm) of qkv, out, gate_up, down; the norms. */
 void *nc_model_new(int n_layers, int dim, int n_heads, int n_kv, int head_dim, int ffn, int max_batch, float eps,
@@ -707,10 +706,9 @@ void *nc_model_new(int n_layers, int dim, int n_heads, int n_kv, int head_dim, i
     md->act = (float *)alloc64(b * ffn * sizeof(float));
     md->cosv = (float *)alloc64(b * head_dim / 2 * sizeof(float));
     md->sinv = (float *)alloc64(b * head_dim / 2 * sizeof(float));
-    md->a_dim = (QAct){(int16_t *)alloc64(b * dim * sizeof(int16_t)), (float *)alloc64(b * dim / QK * 8 * sizeof(float)),
-                       (float *)alloc64(b * dim / QK * sizeof(float)), 0, dim};
-    md->a_ffn = (QAct){(int16_t *)alloc64(b * ffn * sizeof(int16_t)), (float *)alloc64(b * ffn / QK * 8 * sizeof(float)),
-                       (float *)alloc64(b * ffn / QK * sizeof(float)), 0, ffn};
+    md->a_dim = qact_new(b, dim);
+    md->a_ffn = qact_new(b, ffn);
+    md->a_dim.m = md->a_ffn.m = 0; /* each step sets its batch */
     for (int i = 0; i < head_dim / 2; i++) md->inv_freq[i] = 1.0f / powf(rope_base, (float)(2 * i) / (float)head_dim);
     return md;
 }
@@ -732,12 +730,8 @@ void nc_model_free(void *model) {
     free(md->cosv);
     free(md->sinv);
     free(md->scores);
-    free(md->a_dim.qs);
-    free(md->a_dim.dx);
-    free(md->a_dim.sa);
-    free(md->a_ffn.qs);
-    free(md->a_ffn.dx);
-    free(md->a_ffn.sa);
+    qact_free(&md->a_dim);
+    qact_free(&md->a_ffn);
     free(md);
 }
 
