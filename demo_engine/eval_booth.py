@@ -167,18 +167,36 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
          language: bool | None = None, history: bool = False, history_mode: str = "") -> dict:  # fmt: skip
     """One run over the questions. With `history`, each question is asked as the chat page would ask it after the
     one before it in the set: that question and the answer this run gave it come first in the conversation."""
+    options = {name: value for name, value in locals().items() if name not in ("engine", "questions")}
     from demo_engine.booth import grounding as booth
     from demo_engine.booth.figures import figures_in
 
+    # The prompt's options this run changes; the others are grounding_build's defaults.
+    chosen = {
+        "k": k,
+        "example": example,
+        "history_mode": history_mode,
+        "form": form,
+        "bias": bias,
+        "bias_tokens": bias_tokens,
+        "bias_end": bias_end,
+        "template": template,
+        "stop_at_blank_line": stop,
+        "template_form": template_form,
+        "asked_fact": asked,
+        "asked_label": asked_label,
+        "language": language,
+    }
+    prompt_options = {name: value for name, value in chosen.items() if value is not None and value != ""}
     rows, overhead_ms = [], []
     for question in questions:
         turns = [{"role": "user", "content": question["q"]}]
         if question.get("after"):  # a follow-up: the previous question, answered the same way first
-            earlier = _run(engine, [{**question, "q": question["after"], "after": None}], grounded=grounded, k=k,
-                           example=example, max_new_tokens=max_new_tokens, show=False, form=form, bias=bias,
-                           bias_tokens=bias_tokens, bias_end=bias_end, template=template, stop=stop,
-                           template_form=template_form, asked=asked, asked_label=asked_label,
-                           strip_echo=strip_echo, language=language, history_mode=history_mode)["rows"][0]  # fmt: skip
+            earlier = _run(
+                engine,
+                [{**question, "q": question["after"], "after": None}],
+                **{**options, "show": False, "history": False},
+            )["rows"][0]
             turns = [{"role": "user", "content": question["after"]},
                      {"role": "assistant", "content": earlier["text"]}, *turns]  # fmt: skip
         elif history and rows:
@@ -186,20 +204,7 @@ def _run(engine, questions: list[dict], *, grounded: bool, k: int, example: bool
                      *turns]  # fmt: skip
         started = time.perf_counter()
         if grounded:
-            built = booth.grounding_build(history=turns, k=k, example=example,
-                                          history_mode=history_mode or booth.PROMPT_HISTORY,
-                                          form=form or booth.PROMPT_FORM,
-                                          bias=booth.PROMPT_BIAS if bias is None else bias,
-                                          bias_tokens=bias_tokens or booth.PROMPT_BIAS_TOKENS,
-                                          bias_end=booth.PROMPT_BIAS_END if bias_end is None else bias_end,
-                                          template=booth.PROMPT_TEMPLATE if template is None else template,
-                                          stop_at_blank_line=booth.PROMPT_STOP_AT_BLANK_LINE if stop is None
-                                          else stop,
-                                          template_form=template_form or booth.PROMPT_TEMPLATE_FORM,
-                                          asked_fact=booth.PROMPT_ASKED_FACT if asked is None else asked,
-                                          asked_label=asked_label or booth.PROMPT_ASKED_LABEL,
-                                          language=booth.PROMPT_ANSWER_LANGUAGE if language is None
-                                          else language)  # fmt: skip
+            built = booth.grounding_build(history=turns, **prompt_options)
             overhead_ms.append((time.perf_counter() - started) * 1000)
             biased = booth.logit_bias(grounding=built, encode=engine.tokenizer.encode, decode=engine.tokenizer.decode,
                                       end_id=engine.tokenizer.eos_id)  # fmt: skip
