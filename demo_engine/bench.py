@@ -18,7 +18,8 @@ end-of-text, on the same number of CPU threads (the engine's: `--threads`, defau
   streamer stamps each token), best of `--runs`;
 - llama.cpp through `llama-cpp-python` when it is installed (`make bench-peers`): `Llama.generate` on the same ids,
   decode timed apart from prefill, best of `--runs`; also llama.cpp's own count of its decode time (C side only,
-  without the Python around it).
+  without the Python around it); then ours and llama.cpp head to head at batch 1, loaded side by side and timed
+  alternately, the order swapped every round (`run_duel`), so that the ratio compares engines, not minutes.
 
 Then the ratios. With --json the last line is one JSON object. `--cuda` prints instead the engine on the GPU (see
 `cuda_engine_rows`): the fast path (Q4_1 blocks, Triton kernels, CUDA graphs) against the fair baseline, the same
@@ -31,6 +32,7 @@ the kernels know nothing about the engine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -38,6 +40,7 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -91,38 +94,55 @@ def prompt_ids(tokenizer: Any = None) -> tuple[list[int], list[int]]:
 # --- the contenders, each run in a process of its own ---------------------------------------------------------------
 
 
-def bench_ours(tokens: int, runs: int, threads: int | None, native_cpu: str | None = None) -> Figures:
-    """Our figures through the scheduler thread: the serving path, with the engine's own thread settings."""
-    from demo_engine.engine import Engine, SamplingParams
+class OursSession:
+    """Our engine loaded and started, as the serving path runs it: every request through the scheduler thread."""
 
-    def params(n: int) -> SamplingParams:
-        return SamplingParams(greedy=True, repetition_penalty=1.0, max_new_tokens=n, ignore_eos=True)
+    def __init__(self, threads: int | None, native_cpu: str | None = None) -> None:
+        from demo_engine.engine import Engine
 
-    def run_concurrently(prompt: list[int], n: int, concurrency: int) -> tuple[list, float]:
+        self.engine = Engine.load(max_batch=16, threads=threads, native_cpu=native_cpu)
+        self.rss_after_load_mb = _current_rss_mb()
+        self.chat, self.long_prompt = prompt_ids(self.engine.tokenizer)
+        self.engine.start()
+        self.run(self.chat, 8, 1)  # warm-up: first calls of the kernels
+
+    def run(self, prompt: list[int], n: int, concurrency: int) -> tuple[list, float]:
+        """`concurrency` requests of `n` tokens each, greedy, past end-of-text: their final events and the time."""
+        from demo_engine.engine import SamplingParams
+
+        params = SamplingParams(greedy=True, repetition_penalty=1.0, max_new_tokens=n, ignore_eos=True)
         started = time.perf_counter()
-        handles = [engine.submit(prompt, params(n), lambda event: None) for _ in range(concurrency)]
+        handles = [self.engine.submit(prompt, params, lambda event: None) for _ in range(concurrency)]
         finals = [handle.wait() for handle in handles]
         return finals, time.perf_counter() - started
 
-    engine = Engine.load(max_batch=16, threads=threads, native_cpu=native_cpu)
+    def decode_rate(self, tokens: int) -> float:
+        """One chat request's decode tokens/s (after its first token)."""
+        return self.run(self.chat, tokens, 1)[0][0].stats.decode_tokens_per_s or 0.0
+
+    def close(self) -> None:
+        self.engine.stop()
+
+
+def bench_ours(tokens: int, runs: int, threads: int | None, native_cpu: str | None = None) -> Figures:
+    """Our figures through the scheduler thread: the serving path, with the engine's own thread settings."""
+    session = OursSession(threads, native_cpu)
+    engine = session.engine
     figures: Figures = {"backend": engine.backend, "load_s": engine.load_seconds, "threads": engine.config.threads}
-    figures["rss_after_load_mb"] = _current_rss_mb()
-    chat, long_prompt = prompt_ids(engine.tokenizer)
-    engine.start()
+    figures["rss_after_load_mb"] = session.rss_after_load_mb
     try:
-        run_concurrently(chat, 8, 1)  # warm-up: first calls of the kernels
-        rates = [run_concurrently(chat, tokens, 1)[0][0].stats.decode_tokens_per_s or 0.0 for _ in range(runs)]
+        rates = [session.decode_rate(tokens) for _ in range(runs)]
         figures["decode_tok_s_batch1"] = max(rates)
         figures["decode_tok_s_batch1_runs"] = [round(rate, 1) for rate in rates]
         # Concurrency 1 is the baseline of the batching ratio: prefill, first token and decode, end to end.
         for concurrency in (1, 4, 8, 16):
-            finals, elapsed = run_concurrently(chat, tokens, concurrency)
+            finals, elapsed = session.run(session.chat, tokens, concurrency)
             figures[f"aggregate_tok_s_{concurrency}"] = sum(f.stats.generated_tokens for f in finals) / elapsed
         # A 512-token prompt (no chat turn, so no cached prefix): its time to first token is its prefill.
-        ttfts = [run_concurrently(long_prompt, 1, 1)[0][0].stats.ttft_s for _ in range(2)]
+        ttfts = [session.run(session.long_prompt, 1, 1)[0][0].stats.ttft_s for _ in range(2)]
         figures["prefill_tok_s_512"] = 512 / min(ttfts)
     finally:
-        engine.stop()
+        session.close()
     figures["peak_rss_mb"] = _peak_rss_mb()
     return figures
 
@@ -191,39 +211,54 @@ def bench_transformers(tokens: int, runs: int, threads: int) -> Figures:
     return figures
 
 
-def bench_llama_cpp(tokens: int, runs: int, threads: int) -> Figures:
+class LlamaCppSession:
     """llama.cpp through llama-cpp-python on the same GGUF and token ids, greedy, past end-of-text (`generate` yields
     tokens until told to stop), decode apart from prefill."""
-    import llama_cpp
-    from llama_cpp import Llama
 
-    from demo_engine.engine.gguf_loader import default_gguf_path
+    def __init__(self, threads: int) -> None:
+        from llama_cpp import Llama
 
-    llm = Llama(
-        model_path=default_gguf_path(), n_ctx=2048, n_batch=512, n_threads=threads, n_threads_batch=threads,
-        verbose=False,
-    )  # fmt: skip
-    chat, long_prompt = prompt_ids()
+        from demo_engine.engine.gguf_loader import default_gguf_path
 
-    def run(prompt: list[int], n: int) -> tuple[float, list[float]]:
-        llm.reset()  # no reuse of the previous run's cache: every run prefills its prompt
+        self.llm = Llama(
+            model_path=default_gguf_path(), n_ctx=2048, n_batch=512, n_threads=threads, n_threads_batch=threads,
+            verbose=False,
+        )  # fmt: skip
+        self.chat, self.long_prompt = prompt_ids()
+        self.run(self.chat, 8)  # warm-up
+
+    def run(self, prompt: list[int], n: int) -> tuple[float, list[float]]:
+        """The start and the arrival time of each of `n` tokens."""
+        self.llm.reset()  # no reuse of the previous run's cache: every run prefills its prompt
         started = time.perf_counter()
         stamps: list[float] = []
-        for _token in llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
+        for _token in self.llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
             stamps.append(time.perf_counter())
             if len(stamps) == n:
                 break
         return started, stamps
 
-    run(chat, 8)  # warm-up
+    def decode_rate(self, tokens: int) -> float:
+        return _decode_rate(self.run(self.chat, tokens)[1])
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def bench_llama_cpp(tokens: int, runs: int, threads: int) -> Figures:
+    """llama.cpp's figures (see `LlamaCppSession`), and llama.cpp's own count of its decode time (C side only)."""
+    import llama_cpp
+
+    session = LlamaCppSession(threads)
     rates, c_side = [], []
     for _ in range(runs):
-        llama_cpp.llama_perf_context_reset(llm.ctx)
-        _started, stamps = run(chat, tokens)
-        rates.append(_decode_rate(stamps))
-        perf = llama_cpp.llama_perf_context(llm.ctx)
+        llama_cpp.llama_perf_context_reset(session.llm.ctx)
+        rates.append(session.decode_rate(tokens))
+        perf = llama_cpp.llama_perf_context(session.llm.ctx)
         c_side.append(perf.n_eval / (perf.t_eval_ms / 1000) if perf.t_eval_ms > 0 else 0.0)
-    prefill = min(stamps[0] - started for started, stamps in (run(long_prompt, 1) for _ in range(2)))
+    runs_512 = (session.run(session.long_prompt, 1) for _ in range(2))
+    prefill = min(stamps[0] - started for started, stamps in runs_512)
+    session.close()
     return {
         "threads": threads,
         "version": llama_cpp.__version__,
@@ -233,6 +268,81 @@ def bench_llama_cpp(tokens: int, runs: int, threads: int) -> Figures:
         "prefill_tok_s_512": 512 / prefill,
         "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+# --- batch 1 head to head: ours and llama.cpp alternately, each in a process of its own -------------------------------
+
+DUEL_SESSIONS = {
+    "ours": lambda args: OursSession(args.threads),
+    "llama_cpp": lambda args: LlamaCppSession(args.threads),
+}
+
+
+def duel_worker(name: str, args: argparse.Namespace) -> int:
+    """Load one contender, say "ready", then time one batch-1 decode for each line read on stdin."""
+    session = DUEL_SESSIONS[name](args)
+    print("ready", flush=True)
+    for _line in sys.stdin:
+        print(json.dumps({"rate": session.decode_rate(args.tokens)}), flush=True)
+    session.close()
+    return 0
+
+
+def duel_rounds(names: tuple[str, str], rounds: int, decode: Any) -> dict[str, list[float]]:
+    """`rounds` rounds of one decode each, the order swapped every round (a, b, b, a, a, b, ...): a minute when the
+    machine is slow or fast falls on both alike. `decode(name)` times one run of that contender."""
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else names[::-1]:
+            rates[name].append(decode(name))
+    return rates
+
+
+def duel_figures(rates: dict[str, list[float]]) -> Figures:
+    """Best of each, the ratio of the bests, and the median of the ratios of the two runs of each round."""
+    ours, llama = rates["ours"], rates["llama_cpp"]
+    pairs = sorted(a / b for a, b in zip(ours, llama, strict=True) if b)
+    return {
+        "duel_ours_decode_tok_s_batch1": max(ours, default=0.0),
+        "duel_ours_decode_tok_s_batch1_runs": [round(rate, 1) for rate in ours],
+        "duel_llama_cpp_decode_tok_s_batch1": max(llama, default=0.0),
+        "duel_llama_cpp_decode_tok_s_batch1_runs": [round(rate, 1) for rate in llama],
+        "ratio_batch1_vs_llama_cpp_interleaved": _ratio(max(ours, default=0.0), max(llama, default=0.0)),
+        "ratio_batch1_vs_llama_cpp_interleaved_median_pair": pairs[len(pairs) // 2] if pairs else None,
+    }
+
+
+def run_duel(args: argparse.Namespace) -> Figures:
+    """Ours and llama.cpp loaded side by side in two processes, timed alternately (`duel_rounds`), the other one
+    idle while one runs; best of `--runs` each."""
+    command = [sys.executable, "-m", "demo_engine.bench", "--tokens", str(args.tokens), "--threads", str(args.threads)]
+    with contextlib.ExitStack() as stack:
+        processes, errors = {}, {}
+        for name in DUEL_SESSIONS:
+            errors[name] = stack.enter_context(tempfile.TemporaryFile("w+"))  # not a pipe: a full one would block
+            processes[name] = stack.enter_context(
+                subprocess.Popen(
+                    command + ["--duel-worker", name],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=errors[name],
+                    text=True,
+                    env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                )
+            )  # leaving closes its stdin (the worker's loop ends) and waits for it
+        for name, process in processes.items():
+            if process.stdout.readline().strip() != "ready":  # type: ignore[union-attr]
+                process.wait(timeout=60)
+                errors[name].seek(0)
+                return {"duel_error": f"{name}: " + (errors[name].read().strip().splitlines() or ["no answer"])[-1]}
+
+        def decode(name: str) -> float:
+            process = processes[name]
+            process.stdin.write("run\n")  # type: ignore[union-attr]
+            process.stdin.flush()  # type: ignore[union-attr]
+            return json.loads(process.stdout.readline())["rate"]  # type: ignore[union-attr]
+
+        return duel_figures(duel_rounds(("ours", "llama_cpp"), max(args.runs, 2), decode))
 
 
 CONTENDERS = {
@@ -481,8 +591,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuda", action="store_true", help="the engine on the GPU: Triton against bf16 PyTorch")
     parser.add_argument("--jsonl", help="with --cuda: append each row to this file as soon as it is measured")
     parser.add_argument("--only", choices=sorted(CONTENDERS), help=argparse.SUPPRESS)  # one contender, in this process
+    parser.add_argument("--duel-worker", choices=sorted(DUEL_SESSIONS), help=argparse.SUPPRESS)  # see `run_duel`
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    if args.duel_worker:
+        return duel_worker(args.duel_worker, args)
 
     if args.only:
         print(json.dumps(_rounded(CONTENDERS[args.only](args))))
@@ -499,13 +613,16 @@ def main(argv: list[str] | None = None) -> int:
             variants[prefix] = _in_subprocess(f"ours_{prefix}", args)
     transformers: Figures = {}
     llama: Figures = {}
+    duel: Figures = {}
     if not args.skip_peers:
         transformers = _in_subprocess("transformers", args)
         if importlib.util.find_spec("llama_cpp") is not None:
             llama = _in_subprocess("llama_cpp", args)
+            duel = run_duel(args)
         else:
             llama = {"skipped": "llama-cpp-python is not installed (make bench-peers)"}
     summary = summarize(ours, cold, transformers, llama, variants)
+    summary.update(duel)
     summary["tokens"] = args.tokens
     summary["load_average_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     for key, value in summary.items():

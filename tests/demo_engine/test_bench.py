@@ -87,3 +87,23 @@ def test_variants_are_prefixed_and_compared_with_the_default():
     assert summary["ratio_batch1_vs_torch_int4"] == 1.25 and summary["ratio_16_concurrent_vs_torch_int4"] == 1.2
     assert summary["avx2_ratio_batch1_vs_torch_avx2"] == 1.5
     assert summary["avx2_ratio_16_concurrent_vs_torch_avx2"] == 0.8
+
+
+def test_the_batch1_duel_alternates_who_goes_first_and_compares_like_with_like():
+    """Ours and llama.cpp are timed one after the other, the order swapped every round, so a slow or fast minute of a
+    shared machine falls on both; the ratio is of the bests, and the median pair's ratio is given beside it."""
+    calls = []
+    speed = iter([100.0, 50.0, 60.0, 150.0, 110.0, 55.0])
+
+    def decode(name):
+        calls.append(name)
+        return next(speed)
+
+    rates = bench.duel_rounds(("ours", "llama_cpp"), 3, decode)
+    assert calls == ["ours", "llama_cpp", "llama_cpp", "ours", "ours", "llama_cpp"]
+    assert rates == {"ours": [100.0, 150.0, 110.0], "llama_cpp": [50.0, 60.0, 55.0]}
+    figures = bench.duel_figures(rates)
+    assert figures["ratio_batch1_vs_llama_cpp_interleaved"] == 2.5  # 150 / 60
+    assert figures["ratio_batch1_vs_llama_cpp_interleaved_median_pair"] == 2.0  # of 2.0, 2.5, 2.0
+    assert figures["duel_llama_cpp_decode_tok_s_batch1"] == 60.0
+    assert bench.duel_figures({"ours": [], "llama_cpp": []})["ratio_batch1_vs_llama_cpp_interleaved"] is None
