@@ -51,6 +51,17 @@
 
 const char *nc_isa(void) { return NC_ISA; }
 
+/* NC_PROFILE (a local build, never the engine's): TSC cycles per phase of the decode step and the head */
+#ifdef NC_PROFILE
+static uint64_t nc_prof[16];
+#define PROF_T0 uint64_t _pt = __rdtsc()
+#define PROF(i) do { uint64_t _n = __rdtsc(); nc_prof[i] += _n - _pt; _pt = _n; } while (0)
+void nc_profile(uint64_t *out) { memcpy(out, nc_prof, sizeof nc_prof); memset(nc_prof, 0, sizeof nc_prof); }
+#else
+#define PROF_T0
+#define PROF(i)
+#endif
+
 /* --- thread pool ------------------------------------------------------------------------------------------------ */
 
 /* A job is cut into ITEMS_PER_THREAD * nth items, fn(ctx, item, items), that the threads claim one at a time from a
@@ -421,6 +432,74 @@ static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int
     }
     for (int r = 0; r < nr; r++) y[(size_t)(r0 + r) * ldy + n] = _mm512_reduce_add_ps(acc[r]);
 }
+
+/* The same sums for a tile of TILE_R rows by TILE_N outputs: each activation vector loaded once for TILE_N outputs
+ * and each widened weight vector used for TILE_R rows (dot_rows loads a row's activations again for every output, and
+ * a batch-16 step was bound by those loads, not by vpdpwssd). Per (row, output) the same operations in the same order
+ * as dot_rows, so a row's result does not depend on whether a tile or dot_rows computed it. */
+#ifndef TILE_R
+#define TILE_R 4
+#endif
+#ifndef TILE_N
+#define TILE_N 4
+#endif
+static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int n, const QAct *a, int r0, float *y, int ldy) {
+    const int k = w->k;
+    const int nb = k / QK;
+    const uint8_t *wn[TILE_N];
+    const uint16_t *dw16[TILE_N];
+    for (int j = 0; j < TILE_N; j++) {
+        wn[j] = w->nib + (size_t)(n + j) * (k / 2);
+        dw16[j] = w->dm + (size_t)(n + j) * 2 * nb;
+    }
+    const __m512i low4 = _mm512_set1_epi16(0x0F);
+    __m512 acc[TILE_R][TILE_N];
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) acc[r][j] = _mm512_setzero_ps();
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0), half = G / 2;
+        __m512i s[TILE_R][TILE_N];
+        for (int r = 0; r < TILE_R; r++)
+            for (int j = 0; j < TILE_N; j++) s[r][j] = _mm512_setzero_si512();
+        for (int c = 0; c < half; c++) {
+            __m512i wlo[TILE_N], whi[TILE_N];
+            for (int j = 0; j < TILE_N; j++) {
+                /* bytes widened to words: the low nibble masked, the high one shifted down */
+                __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(wn[j] + (size_t)j0 * 16 + c * 32)));
+                wlo[j] = _mm512_and_si512(v, low4);
+                whi[j] = _mm512_srli_epi16(v, 4);
+            }
+            for (int r = 0; r < TILE_R; r++) {
+                const int16_t *aq = a->qs + (size_t)(r0 + r) * k + (size_t)j0 * QK;
+                const __m512i xl = _mm512_loadu_si512((const void *)(aq + c * 32));
+                const __m512i xh = _mm512_loadu_si512((const void *)(aq + (c + half) * 32));
+                for (int j = 0; j < TILE_N; j++) {
+                    s[r][j] = _mm512_dpwssd_epi32(s[r][j], wlo[j], xl);
+                    s[r][j] = _mm512_dpwssd_epi32(s[r][j], whi[j], xh);
+                }
+            }
+        }
+        __m512 dv[TILE_N];
+        for (int j = 0; j < TILE_N; j++) dv[j] = group_scales_f16(dw16[j] + j0, G);
+        for (int r = 0; r < TILE_R; r++) {
+            const __m512 dx = _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16);
+            for (int j = 0; j < TILE_N; j++)
+                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][j]), _mm512_mul_ps(dv[j], dx), acc[r][j]);
+        }
+        j0 += G;
+    }
+    /* the minimums' term, as dot_rows */
+    for (int j = 0; j < nb; j += 16) {
+        __mmask16 mask = nb - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nb - j)) - 1);
+        for (int o = 0; o < TILE_N; o++) {
+            __m512 mv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, dw16[o] + nb + j));
+            for (int r = 0; r < TILE_R; r++)
+                acc[r][o] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mask, a->sa + (size_t)(r0 + r) * nb + j), acc[r][o]);
+        }
+    }
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) y[(size_t)(r0 + r) * ldy + n + j] = _mm512_reduce_add_ps(acc[r][j]);
+}
 #else
 static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
     const int k = w->k;
@@ -471,6 +550,11 @@ static void gemm_range(const QLinear *w, const QAct *a, float *y, int ldy, int n
     for (int nt = n0; nt < n1; nt += 16) {
         const int ne = nt + 16 < n1 ? nt + 16 : n1;
         int r0 = 0;
+#if NC_AVX512
+        if ((ne - nt) % TILE_N == 0)
+            for (; a->m - r0 >= TILE_R; r0 += TILE_R)
+                for (int n = nt; n < ne; n += TILE_N) dot_tile(w, n, a, r0, y, ldy);
+#endif
         for (; a->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
             for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, ROW_CHUNK, y, ldy);
 #if ROW_CHUNK > 8
@@ -612,6 +696,49 @@ static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, in
 #endif
 }
 
+#if NC_AVX512
+/* head_rows for a tile of TILE_R rows by TILE_N vocabulary rows (each widened code vector used for TILE_R rows, each
+ * activation vector for TILE_N outputs), per (row, output) the same operations in the same order as head_rows */
+static inline __attribute__((always_inline)) void head_tile(const HeadJob *h, int v, int r0) {
+    const QAct *a = h->a;
+    const int k = a->k, nb = k / QK;
+    const int8_t *wc[TILE_N];
+    const float *ws[TILE_N];
+    for (int j = 0; j < TILE_N; j++) {
+        wc[j] = h->codes + (size_t)(v + j) * k;
+        ws[j] = h->scales + (size_t)(v + j) * nb;
+    }
+    __m512 acc[TILE_R][TILE_N];
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) acc[r][j] = _mm512_setzero_ps();
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0);
+        __m512i s[TILE_R][TILE_N];
+        for (int r = 0; r < TILE_R; r++)
+            for (int j = 0; j < TILE_N; j++) s[r][j] = _mm512_setzero_si512();
+        for (int i = 0; i < G; i++) {
+            __m512i w[TILE_N];
+            for (int j = 0; j < TILE_N; j++)
+                w[j] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wc[j] + (size_t)(j0 + i) * QK)));
+            for (int r = 0; r < TILE_R; r++) {
+                const __m512i x = _mm512_loadu_si512((const void *)(a->qs + (size_t)(r0 + r) * k + (size_t)(j0 + i) * QK));
+                for (int j = 0; j < TILE_N; j++) s[r][j] = _mm512_dpwssd_epi32(s[r][j], w[j], x);
+            }
+        }
+        __m512 sv[TILE_N];
+        for (int j = 0; j < TILE_N; j++) sv[j] = group_scales_f32(ws[j] + j0, G);
+        for (int r = 0; r < TILE_R; r++) {
+            const __m512 dx = _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16);
+            for (int j = 0; j < TILE_N; j++)
+                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][j]), _mm512_mul_ps(sv[j], dx), acc[r][j]);
+        }
+        j0 += G;
+    }
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) h->y[(size_t)(r0 + r) * h->n + v + j] = _mm512_reduce_add_ps(acc[r][j]);
+}
+#endif
+
 static void head_job(void *ctx, int ith, int nth) {
     const HeadJob *h = (const HeadJob *)ctx;
     const int m = h->a->m;
@@ -620,6 +747,11 @@ static void head_job(void *ctx, int ith, int nth) {
     for (int vt = v0; vt < v1; vt += 16) {
         const int ve = vt + 16 < v1 ? vt + 16 : v1;
         int r0 = 0;
+#if NC_AVX512
+        if ((ve - vt) % TILE_N == 0)
+            for (; m - r0 >= TILE_R; r0 += TILE_R)
+                for (int v = vt; v < ve; v += TILE_N) head_tile(h, v, r0);
+#endif
         for (; m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
             for (int v = vt; v < ve; v++) head_rows(h, v, r0, ROW_CHUNK);
 #if ROW_CHUNK > 8
@@ -643,12 +775,16 @@ static void head_job(void *ctx, int ith, int nth) {
 
 void nc_head(void *ctx, const float *x, int m, int k, const int8_t *codes, const float *scales, int n, float *y) {
     Context *c = (Context *)ctx;
+    PROF_T0;
     QAct a = qact_new(m, k);
     quantize_rows(x, m, k, &a);
     HeadJob job = {codes, scales, &a, y, n};
+    PROF(8);
     pool_run(c->pool, head_job, &job);
+    PROF(9);
     qact_free(&a);
 }
+
 
 /* --- the decode step ----------------------------------------------------------------------------------------- */
 
@@ -1027,12 +1163,15 @@ int nc_decode_step(void *ctx, void *model, int batch, float *resid, const int64_
     md->a_dim.m = batch;
     md->a_ffn.m = batch;
     StepJob job = {md, 0, batch, max_len, slots, positions, k_cache, v_cache};
+    PROF_T0;
     for (int b = 0; b < batch; b++) rms_norm(resid + (size_t)b * dim, md->attn_norm[0], dim, md->eps, md->xn + (size_t)b * dim);
     quantize_rows(md->xn, batch, dim, &md->a_dim);
     const size_t slot_stride = (size_t)KV * max_len * D, head_stride = (size_t)max_len * D;
     for (int l = 0; l < md->n_layers; l++) {
         job.layer = l;
+        PROF(0);
         pool_run(c->pool, job_qkv, &job);
+        PROF(1);
         for (int b = 0; b < batch; b++) {
             float *row = md->qkvo + (size_t)b * nqkv;
             const float *cb = md->cosv + b * half, *sb = md->sinv + b * half;
@@ -1045,9 +1184,13 @@ int nc_decode_step(void *ctx, void *model, int batch, float *resid, const int64_
                     vd[g * head_stride + i] = f32_to_bf16(row[(H + KV + g) * D + i]);
                 }
         }
+        PROF(2);
         pool_run(c->pool, job_attention, &job);
+        PROF(3);
         quantize_rows(md->attn, batch, H * D, &md->a_dim);
+        PROF(4);
         pool_run(c->pool, job_out, &job);
+        PROF(5);
         for (int b = 0; b < batch; b++) {
             float *r = resid + (size_t)b * dim;
             const float *h = md->h + (size_t)b * dim;
@@ -1055,11 +1198,15 @@ int nc_decode_step(void *ctx, void *model, int batch, float *resid, const int64_
             rms_norm(r, md->ffn_norm[l], dim, md->eps, md->xn + (size_t)b * dim);
         }
         quantize_rows(md->xn, batch, dim, &md->a_dim);
+        PROF(0);
         pool_run(c->pool, job_gate_up, &job);
+        PROF(6);
 #if NC_AVX512
         quantize_rows(md->act, batch, md->ffn, &md->a_ffn);
 #endif
+        PROF(4);
         pool_run(c->pool, job_down, &job);
+        PROF(7);
         const float *next = l + 1 < md->n_layers ? md->attn_norm[l + 1] : md->final_norm;
         for (int b = 0; b < batch; b++) {
             float *r = resid + (size_t)b * dim;
@@ -1068,6 +1215,7 @@ int nc_decode_step(void *ctx, void *model, int batch, float *resid, const int64_
             rms_norm(r, next, dim, md->eps, l + 1 < md->n_layers ? md->xn + (size_t)b * dim : out + (size_t)b * dim);
         }
         if (l + 1 < md->n_layers) quantize_rows(md->xn, batch, dim, &md->a_dim);
+        PROF(0);
     }
     return 0;
 }
