@@ -443,7 +443,8 @@ static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int
 #ifndef TILE_N
 #define TILE_N 4
 #endif
-static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int n, const QAct *a, int r0, float *y, int ldy) {
+static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int n, const QAct *a, int r0, float *y, int ldy,
+                                                           int pf) {
     const int k = w->k;
     const int nb = k / QK;
     const uint8_t *wn[TILE_N];
@@ -452,6 +453,9 @@ static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int
         wn[j] = w->nib + (size_t)(n + j) * (k / 2);
         dw16[j] = w->dm + (size_t)(n + j) * 2 * nb;
     }
+    if (pf)
+        for (int j = 0; j < TILE_N; j++)
+            for (int b = 0; b < 4 * nb; b += 64) _mm_prefetch((const char *)(dw16[j] + (size_t)pf * 2 * nb) + b, _MM_HINT_T0);
     const __m512i low4 = _mm512_set1_epi16(0x0F);
     __m512 acc[TILE_R][TILE_N];
     for (int r = 0; r < TILE_R; r++)
@@ -464,6 +468,8 @@ static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int
         for (int c = 0; c < half; c++) {
             __m512i wlo[TILE_N], whi[TILE_N];
             for (int j = 0; j < TILE_N; j++) {
+                /* the same bytes of the output pf rows on (the next block's, first read by the next tile) */
+                if (pf && !(c & 1)) _mm_prefetch((const char *)(wn[j] + (size_t)pf * (k / 2) + (size_t)j0 * 16 + c * 32), _MM_HINT_T0);
                 /* bytes widened to words: the low nibble masked, the high one shifted down */
                 __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(wn[j] + (size_t)j0 * 16 + c * 32)));
                 wlo[j] = _mm512_and_si512(v, low4);
@@ -553,7 +559,7 @@ static void gemm_range(const QLinear *w, const QAct *a, float *y, int ldy, int n
 #if NC_AVX512
         if ((ne - nt) % TILE_N == 0)
             for (; a->m - r0 >= TILE_R; r0 += TILE_R)
-                for (int n = nt; n < ne; n += TILE_N) dot_tile(w, n, a, r0, y, ldy);
+                for (int n = nt; n < ne; n += TILE_N) dot_tile(w, n, a, r0, y, ldy, r0 == 0 && ne + 16 <= n1 ? 16 : 0);
 #endif
         for (; a->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
             for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, ROW_CHUNK, y, ldy);
@@ -699,7 +705,7 @@ static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, in
 #if NC_AVX512
 /* head_rows for a tile of TILE_R rows by TILE_N vocabulary rows (each widened code vector used for TILE_R rows, each
  * activation vector for TILE_N outputs), per (row, output) the same operations in the same order as head_rows */
-static inline __attribute__((always_inline)) void head_tile(const HeadJob *h, int v, int r0) {
+static inline __attribute__((always_inline)) void head_tile(const HeadJob *h, int v, int r0, int pf) {
     const QAct *a = h->a;
     const int k = a->k, nb = k / QK;
     const int8_t *wc[TILE_N];
@@ -708,6 +714,9 @@ static inline __attribute__((always_inline)) void head_tile(const HeadJob *h, in
         wc[j] = h->codes + (size_t)(v + j) * k;
         ws[j] = h->scales + (size_t)(v + j) * nb;
     }
+    if (pf)
+        for (int j = 0; j < TILE_N; j++)
+            for (int b = 0; b < 4 * nb; b += 64) _mm_prefetch((const char *)(ws[j] + (size_t)pf * nb) + b, _MM_HINT_T0);
     __m512 acc[TILE_R][TILE_N];
     for (int r = 0; r < TILE_R; r++)
         for (int j = 0; j < TILE_N; j++) acc[r][j] = _mm512_setzero_ps();
@@ -718,8 +727,10 @@ static inline __attribute__((always_inline)) void head_tile(const HeadJob *h, in
             for (int j = 0; j < TILE_N; j++) s[r][j] = _mm512_setzero_si512();
         for (int i = 0; i < G; i++) {
             __m512i w[TILE_N];
-            for (int j = 0; j < TILE_N; j++)
+            for (int j = 0; j < TILE_N; j++) {
+                if (pf && !(i & 1)) _mm_prefetch((const char *)(wc[j] + (size_t)pf * k + (size_t)(j0 + i) * QK), _MM_HINT_T0);
                 w[j] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wc[j] + (size_t)(j0 + i) * QK)));
+            }
             for (int r = 0; r < TILE_R; r++) {
                 const __m512i x = _mm512_loadu_si512((const void *)(a->qs + (size_t)(r0 + r) * k + (size_t)(j0 + i) * QK));
                 for (int j = 0; j < TILE_N; j++) s[r][j] = _mm512_dpwssd_epi32(s[r][j], w[j], x);
@@ -750,7 +761,7 @@ static void head_job(void *ctx, int ith, int nth) {
 #if NC_AVX512
         if ((ve - vt) % TILE_N == 0)
             for (; m - r0 >= TILE_R; r0 += TILE_R)
-                for (int v = vt; v < ve; v += TILE_N) head_tile(h, v, r0);
+                for (int v = vt; v < ve; v += TILE_N) head_tile(h, v, r0, r0 == 0 && ve + 16 <= v1 ? 16 : 0);
 #endif
         for (; m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
             for (int v = vt; v < ve; v++) head_rows(h, v, r0, ROW_CHUNK);
