@@ -1043,27 +1043,65 @@ static void job_gate_up(void *ctx, int ith, int nth) {
 }
 
 #if NC_AVX512
+/* lane t: the sum of the 16 lanes of v[t] (a transposing tree: 45 operations for 16 sums) */
+static inline __m512 sum16(const __m512 v[16]) {
+    __m512 w[8], x[4], y[2];
+    for (int i = 0; i < 8; i++)
+        w[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = _mm512_castps_pd(w[2 * i]), b = _mm512_castps_pd(w[2 * i + 1]);
+        x[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    /* x[i] holds, per 128-bit chunk c, the chunk-c sums of v[4i..4i+3] */
+    for (int i = 0; i < 2; i++)
+        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0x88), _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xDD));
+}
+
 /* Attention of the G <= 4 query heads q (G, 64) that share one KV head over its len cached positions: each key and
  * value row read once for all G heads, the value sums in registers. sc: G rows of ld floats of scratch; o (G, 64). */
 static void attend_d64(const float *q, int G, const uint16_t *kb, const uint16_t *vb, int len, float scale, float *sc,
                        size_t ld, float *o) {
-    __m512 qv[4][4];
-    float mx[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    for (int h = 0; h < G; h++)
-        for (int i = 0; i < 4; i++) qv[h][i] = _mm512_loadu_ps(q + h * 64 + i * 16);
-    for (int t = 0; t < len; t++) {
-        __m512 kv[4];
-        for (int i = 0; i < 4; i++)
-            kv[i] = _mm512_castsi512_ps(_mm512_slli_epi32(
-                _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(kb + (size_t)t * 64 + i * 16))), 16));
+    /* scores 16 positions at a time: their keys widened once into kf, then per head 16 dot products whose
+     * horizontal sums come out of one transposing tree (sum16) instead of 16 reductions */
+    float kf[16 * 64] __attribute__((aligned(64)));
+    float mx[4];
+    __m512 mxv[4];
+    for (int h = 0; h < G; h++) mxv[h] = _mm512_set1_ps(-INFINITY);
+    for (int t0 = 0; t0 < len; t0 += 16) {
+        const int n = len - t0 < 16 ? len - t0 : 16;
+        const __mmask16 mask = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        for (int tt = 0; tt < 16; tt++) {
+            /* keys 16 positions on, and these positions' values (read after the softmax) */
+            _mm_prefetch((const char *)(kb + (size_t)(t0 + 16 + tt) * 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(kb + (size_t)(t0 + 16 + tt) * 64) + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)(vb + (size_t)(t0 + tt) * 64), _MM_HINT_T1);
+            _mm_prefetch((const char *)(vb + (size_t)(t0 + tt) * 64) + 64, _MM_HINT_T1);
+            for (int i = 0; i < 4; i++) {
+                __m512 v = tt < n ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                        (const __m256i *)(kb + (size_t)(t0 + tt) * 64 + i * 16))), 16))
+                                  : _mm512_setzero_ps();
+                _mm512_store_ps(kf + tt * 64 + i * 16, v);
+            }
+        }
         for (int h = 0; h < G; h++) {
-            __m512 acc = _mm512_mul_ps(qv[h][0], kv[0]);
-            for (int i = 1; i < 4; i++) acc = _mm512_fmadd_ps(qv[h][i], kv[i], acc);
-            float score = _mm512_reduce_add_ps(acc) * scale;
-            sc[h * ld + t] = score;
-            mx[h] = score > mx[h] ? score : mx[h];
+            const float *qh = q + h * 64;
+            const __m512 q0 = _mm512_loadu_ps(qh), q1 = _mm512_loadu_ps(qh + 16), q2 = _mm512_loadu_ps(qh + 32),
+                         q3 = _mm512_loadu_ps(qh + 48);
+            __m512 acc[16];
+            for (int tt = 0; tt < 16; tt++) {
+                const float *kt = kf + tt * 64;
+                __m512 a = _mm512_mul_ps(q0, _mm512_load_ps(kt));
+                a = _mm512_fmadd_ps(q1, _mm512_load_ps(kt + 16), a);
+                a = _mm512_fmadd_ps(q2, _mm512_load_ps(kt + 32), a);
+                acc[tt] = _mm512_fmadd_ps(q3, _mm512_load_ps(kt + 48), a);
+            }
+            const __m512 score = _mm512_mul_ps(sum16(acc), _mm512_set1_ps(scale));
+            _mm512_mask_storeu_ps(sc + h * ld + t0, mask, score);
+            mxv[h] = _mm512_mask_max_ps(mxv[h], mask, mxv[h], score);
         }
     }
+    for (int h = 0; h < G; h++) mx[h] = _mm512_reduce_max_ps(mxv[h]);
     float inv[4];
     for (int h = 0; h < G; h++) {
         float *row = sc + h * ld;
