@@ -57,6 +57,7 @@ static uint64_t nc_prof[16];
 #define PROF_T0 uint64_t _pt = __rdtsc()
 #define PROF(i) do { uint64_t _n = __rdtsc(); nc_prof[i] += _n - _pt; _pt = _n; } while (0)
 void nc_profile(uint64_t *out) { memcpy(out, nc_prof, sizeof nc_prof); memset(nc_prof, 0, sizeof nc_prof); }
+uint64_t nc_tsc(void) { return __rdtsc(); }
 #else
 #define PROF_T0
 #define PROF(i)
