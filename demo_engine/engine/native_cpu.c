@@ -393,6 +393,32 @@ static inline __m512 group_scales_f32(const float *s, int G) {
     return _mm512_permutexvar_ps(group_lanes(G), _mm512_maskz_loadu_ps((__mmask16)((1u << G) - 1), s));
 }
 
+/* lane t: the sum of the 16 lanes of v[t] (a transposing tree: 45 operations for 16 sums, where 16 reductions take
+ * 128). Per vector the sums are grouped as in sum1, so a row's results do not depend on which of the two made them. */
+static inline __m512 sum16(const __m512 v[16]) {
+    __m512 w[8], x[4], y[2];
+    for (int i = 0; i < 8; i++)
+        w[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = _mm512_castps_pd(w[2 * i]), b = _mm512_castps_pd(w[2 * i + 1]);
+        x[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    /* x[i] holds, per 128-bit chunk c, the chunk-c sums of v[4i..4i+3] */
+    for (int i = 0; i < 2; i++)
+        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0x88), _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xDD));
+}
+
+/* the sum of v's 16 lanes, grouped as sum16 does: in each 128-bit chunk (v0 + v2) + (v1 + v3), then chunks (c0 + c1) +
+ * (c2 + c3) */
+static inline float sum1(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_ps(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm512_cvtss_f32(v);
+}
+
 static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
     const int k = w->k;
     const int nb = k / QK;
@@ -431,7 +457,7 @@ static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int
         for (int r = 0; r < nr; r++)
             acc[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mask, a->sa + (size_t)(r0 + r) * nb + j), acc[r]);
     }
-    for (int r = 0; r < nr; r++) y[(size_t)(r0 + r) * ldy + n] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < nr; r++) y[(size_t)(r0 + r) * ldy + n] = sum1(acc[r]);
 }
 
 /* The same sums for a tile of TILE_R rows by TILE_N outputs: each activation vector loaded once for TILE_N outputs
@@ -444,6 +470,23 @@ static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int
 #ifndef TILE_N
 #define TILE_N 4
 #endif
+#if TILE_R * TILE_N == 16
+/* y[r * ldy + j] = the sum of acc[r][j]'s lanes, all 16 in one transposing tree */
+static inline __attribute__((always_inline)) void tile_store(__m512 acc[TILE_R][TILE_N], float *y, int ldy) {
+    __m512 v[16];
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) v[r * TILE_N + j] = acc[r][j];
+    float out[16];
+    _mm512_storeu_ps(out, sum16(v));
+    for (int r = 0; r < TILE_R; r++) memcpy(y + (size_t)r * ldy, out + r * TILE_N, TILE_N * sizeof(float));
+}
+#else
+static inline __attribute__((always_inline)) void tile_store(__m512 acc[TILE_R][TILE_N], float *y, int ldy) {
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) y[(size_t)r * ldy + j] = sum1(acc[r][j]);
+}
+#endif
+
 static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int n, const QAct *a, int r0, float *y, int ldy,
                                                            int pf) {
     const int k = w->k;
@@ -504,8 +547,7 @@ static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int
                 acc[r][o] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mask, a->sa + (size_t)(r0 + r) * nb + j), acc[r][o]);
         }
     }
-    for (int r = 0; r < TILE_R; r++)
-        for (int j = 0; j < TILE_N; j++) y[(size_t)(r0 + r) * ldy + n + j] = _mm512_reduce_add_ps(acc[r][j]);
+    tile_store(acc, y + (size_t)r0 * ldy + n, ldy);
 }
 #else
 static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
@@ -675,7 +717,7 @@ static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, in
         }
         j0 += G;
     }
-    for (int r = 0; r < nr; r++) h->y[(size_t)(r0 + r) * h->n + v] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < nr; r++) h->y[(size_t)(r0 + r) * h->n + v] = sum1(acc[r]);
 #else
     const int16_t *qs = a->qs;
     const float *dx = a->dx;
@@ -746,8 +788,7 @@ static inline __attribute__((always_inline)) void head_tile(const HeadJob *h, in
         }
         j0 += G;
     }
-    for (int r = 0; r < TILE_R; r++)
-        for (int j = 0; j < TILE_N; j++) h->y[(size_t)(r0 + r) * h->n + v + j] = _mm512_reduce_add_ps(acc[r][j]);
+    tile_store(acc, h->y + (size_t)r0 * h->n + v, h->n);
 }
 #endif
 
@@ -1044,21 +1085,6 @@ static void job_gate_up(void *ctx, int ith, int nth) {
 }
 
 #if NC_AVX512
-/* lane t: the sum of the 16 lanes of v[t] (a transposing tree: 45 operations for 16 sums) */
-static inline __m512 sum16(const __m512 v[16]) {
-    __m512 w[8], x[4], y[2];
-    for (int i = 0; i < 8; i++)
-        w[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-    for (int i = 0; i < 4; i++) {
-        const __m512d a = _mm512_castps_pd(w[2 * i]), b = _mm512_castps_pd(w[2 * i + 1]);
-        x[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
-    }
-    /* x[i] holds, per 128-bit chunk c, the chunk-c sums of v[4i..4i+3] */
-    for (int i = 0; i < 2; i++)
-        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0x88), _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0xDD));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xDD));
-}
-
 /* Attention of the G <= 4 query heads q (G, 64) that share one KV head over its len cached positions: each key and
  * value row read once for all G heads, the value sums in registers. sc: G rows of ld floats of scratch; o (G, 64). */
 static void attend_d64(const float *q, int G, const uint16_t *kb, const uint16_t *vb, int len, float scale, float *sc,
