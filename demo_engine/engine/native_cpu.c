@@ -414,9 +414,9 @@ static inline __m512 sum16(const __m512 v[16]) {
 static inline float sum1(__m512 v) {
     v = _mm512_add_ps(v, _mm512_shuffle_ps(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
     v = _mm512_add_ps(v, _mm512_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-    return _mm512_cvtss_f32(v);
+    const __m128 c01 = _mm_add_ss(_mm512_castps512_ps128(v), _mm512_extractf32x4_ps(v, 1));
+    const __m128 c23 = _mm_add_ss(_mm512_extractf32x4_ps(v, 2), _mm512_extractf32x4_ps(v, 3));
+    return _mm_cvtss_f32(_mm_add_ss(c01, c23));
 }
 
 static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
