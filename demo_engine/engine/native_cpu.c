@@ -11,6 +11,10 @@
  *                   cache write, grouped-query attention, output, SwiGLU), one call per token instead of ~2,000
  *                   PyTorch operations.
  *
+ * With 4 rows or more (batched decode, prefill) the AVX-512 matmuls and head run in tiles of 4 rows by 4 outputs
+ * (each activation vector loaded once for 4 outputs, each widened weight vector used for 4 rows), prefetching the next
+ * block of weights while they compute; a tile does per (row, output) what the one-row code does, in the same order.
+ *
  * Threads: a pool of its own (pthreads, spinning briefly between jobs, then sleeping; a job's items claimed one at a
  * time, so a thread off its core delays nothing), not OpenMP: a second OpenMP
  * runtime beside PyTorch's would oversubscribe the cores. This file knows the Llama block and nothing of Python,
