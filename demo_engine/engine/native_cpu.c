@@ -11,6 +11,10 @@
  *                   cache write, grouped-query attention, output, SwiGLU), one call per token instead of ~2,000
  *                   PyTorch operations.
  *
+ * With 4 rows or more (batched decode, prefill) the AVX-512 matmuls and head run in tiles of 4 rows by 4 outputs
+ * (each activation vector loaded once for 4 outputs, each widened weight vector used for 4 rows), prefetching the next
+ * block of weights while they compute; a tile does per (row, output) what the one-row code does, in the same order.
+ *
  * Threads: a pool of its own (pthreads, spinning briefly between jobs, then sleeping; a job's items claimed one at a
  * time, so a thread off its core delays nothing), not OpenMP: a second OpenMP
  * runtime beside PyTorch's would oversubscribe the cores. This file knows the Llama block and nothing of Python,
@@ -50,6 +54,18 @@
 #define SPIN_LIMIT 20000
 
 const char *nc_isa(void) { return NC_ISA; }
+
+/* NC_PROFILE (a local build, never the engine's): TSC cycles per phase of the decode step and the head */
+#ifdef NC_PROFILE
+static uint64_t nc_prof[16];
+#define PROF_T0 uint64_t _pt = __rdtsc()
+#define PROF(i) do { uint64_t _n = __rdtsc(); nc_prof[i] += _n - _pt; _pt = _n; } while (0)
+void nc_profile(uint64_t *out) { memcpy(out, nc_prof, sizeof nc_prof); memset(nc_prof, 0, sizeof nc_prof); }
+uint64_t nc_tsc(void) { return __rdtsc(); }
+#else
+#define PROF_T0
+#define PROF(i)
+#endif
 
 /* --- thread pool ------------------------------------------------------------------------------------------------ */
 
@@ -381,6 +397,32 @@ static inline __m512 group_scales_f32(const float *s, int G) {
     return _mm512_permutexvar_ps(group_lanes(G), _mm512_maskz_loadu_ps((__mmask16)((1u << G) - 1), s));
 }
 
+/* lane t: the sum of the 16 lanes of v[t] (a transposing tree: 45 operations for 16 sums, where 16 reductions take
+ * 128). Per vector the sums are grouped as in sum1, so a row's results do not depend on which of the two made them. */
+static inline __m512 sum16(const __m512 v[16]) {
+    __m512 w[8], x[4], y[2];
+    for (int i = 0; i < 8; i++)
+        w[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = _mm512_castps_pd(w[2 * i]), b = _mm512_castps_pd(w[2 * i + 1]);
+        x[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    /* x[i] holds, per 128-bit chunk c, the chunk-c sums of v[4i..4i+3] */
+    for (int i = 0; i < 2; i++)
+        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0x88), _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xDD));
+}
+
+/* the sum of v's 16 lanes, grouped as sum16 does: in each 128-bit chunk (v0 + v2) + (v1 + v3), then chunks (c0 + c1) +
+ * (c2 + c3) */
+static inline float sum1(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_ps(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    const __m128 c01 = _mm_add_ss(_mm512_castps512_ps128(v), _mm512_extractf32x4_ps(v, 1));
+    const __m128 c23 = _mm_add_ss(_mm512_extractf32x4_ps(v, 2), _mm512_extractf32x4_ps(v, 3));
+    return _mm_cvtss_f32(_mm_add_ss(c01, c23));
+}
+
 static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
     const int k = w->k;
     const int nb = k / QK;
@@ -419,7 +461,97 @@ static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int
         for (int r = 0; r < nr; r++)
             acc[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mask, a->sa + (size_t)(r0 + r) * nb + j), acc[r]);
     }
-    for (int r = 0; r < nr; r++) y[(size_t)(r0 + r) * ldy + n] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < nr; r++) y[(size_t)(r0 + r) * ldy + n] = sum1(acc[r]);
+}
+
+/* The same sums for a tile of TILE_R rows by TILE_N outputs: each activation vector loaded once for TILE_N outputs
+ * and each widened weight vector used for TILE_R rows (dot_rows loads a row's activations again for every output, and
+ * a batch-16 step was bound by those loads, not by vpdpwssd). Per (row, output) the same operations in the same order
+ * as dot_rows, so a row's result does not depend on whether a tile or dot_rows computed it. */
+#ifndef TILE_R
+#define TILE_R 4
+#endif
+#ifndef TILE_N
+#define TILE_N 4
+#endif
+#if TILE_R * TILE_N == 16
+/* y[r * ldy + j] = the sum of acc[r][j]'s lanes, all 16 in one transposing tree */
+static inline __attribute__((always_inline)) void tile_store(__m512 acc[TILE_R][TILE_N], float *y, int ldy) {
+    __m512 v[16];
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) v[r * TILE_N + j] = acc[r][j];
+    float out[16];
+    _mm512_storeu_ps(out, sum16(v));
+    for (int r = 0; r < TILE_R; r++) memcpy(y + (size_t)r * ldy, out + r * TILE_N, TILE_N * sizeof(float));
+}
+#else
+static inline __attribute__((always_inline)) void tile_store(__m512 acc[TILE_R][TILE_N], float *y, int ldy) {
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) y[(size_t)r * ldy + j] = sum1(acc[r][j]);
+}
+#endif
+
+static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int n, const QAct *a, int r0, float *y, int ldy,
+                                                           int pf) {
+    const int k = w->k;
+    const int nb = k / QK;
+    const uint8_t *wn[TILE_N];
+    const uint16_t *dw16[TILE_N];
+    for (int j = 0; j < TILE_N; j++) {
+        wn[j] = w->nib + (size_t)(n + j) * (k / 2);
+        dw16[j] = w->dm + (size_t)(n + j) * 2 * nb;
+    }
+    if (pf)
+        for (int j = 0; j < TILE_N; j++)
+            for (int b = 0; b < 4 * nb; b += 64) _mm_prefetch((const char *)(dw16[j] + (size_t)pf * 2 * nb) + b, _MM_HINT_T0);
+    const __m512i low4 = _mm512_set1_epi16(0x0F);
+    __m512 acc[TILE_R][TILE_N];
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) acc[r][j] = _mm512_setzero_ps();
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0), half = G / 2;
+        __m512i s[TILE_R][TILE_N];
+        for (int r = 0; r < TILE_R; r++)
+            for (int j = 0; j < TILE_N; j++) s[r][j] = _mm512_setzero_si512();
+        for (int c = 0; c < half; c++) {
+            __m512i wlo[TILE_N], whi[TILE_N];
+            for (int j = 0; j < TILE_N; j++) {
+                /* the same bytes of the output pf rows on (the next block's, first read by the next tile) */
+                if (pf && !(c & 1)) _mm_prefetch((const char *)(wn[j] + (size_t)pf * (k / 2) + (size_t)j0 * 16 + c * 32), _MM_HINT_T0);
+                /* bytes widened to words: the low nibble masked, the high one shifted down */
+                __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(wn[j] + (size_t)j0 * 16 + c * 32)));
+                wlo[j] = _mm512_and_si512(v, low4);
+                whi[j] = _mm512_srli_epi16(v, 4);
+            }
+            for (int r = 0; r < TILE_R; r++) {
+                const int16_t *aq = a->qs + (size_t)(r0 + r) * k + (size_t)j0 * QK;
+                const __m512i xl = _mm512_loadu_si512((const void *)(aq + c * 32));
+                const __m512i xh = _mm512_loadu_si512((const void *)(aq + (c + half) * 32));
+                for (int j = 0; j < TILE_N; j++) {
+                    s[r][j] = _mm512_dpwssd_epi32(s[r][j], wlo[j], xl);
+                    s[r][j] = _mm512_dpwssd_epi32(s[r][j], whi[j], xh);
+                }
+            }
+        }
+        __m512 dv[TILE_N];
+        for (int j = 0; j < TILE_N; j++) dv[j] = group_scales_f16(dw16[j] + j0, G);
+        for (int r = 0; r < TILE_R; r++) {
+            const __m512 dx = _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16);
+            for (int j = 0; j < TILE_N; j++)
+                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][j]), _mm512_mul_ps(dv[j], dx), acc[r][j]);
+        }
+        j0 += G;
+    }
+    /* the minimums' term, as dot_rows */
+    for (int j = 0; j < nb; j += 16) {
+        __mmask16 mask = nb - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nb - j)) - 1);
+        for (int o = 0; o < TILE_N; o++) {
+            __m512 mv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, dw16[o] + nb + j));
+            for (int r = 0; r < TILE_R; r++)
+                acc[r][o] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mask, a->sa + (size_t)(r0 + r) * nb + j), acc[r][o]);
+        }
+    }
+    tile_store(acc, y + (size_t)r0 * ldy + n, ldy);
 }
 #else
 static inline __attribute__((always_inline)) void dot_rows(const QLinear *w, int n, const QAct *a, int r0, int nr, float *y, int ldy) {
@@ -471,6 +603,11 @@ static void gemm_range(const QLinear *w, const QAct *a, float *y, int ldy, int n
     for (int nt = n0; nt < n1; nt += 16) {
         const int ne = nt + 16 < n1 ? nt + 16 : n1;
         int r0 = 0;
+#if NC_AVX512
+        if ((ne - nt) % TILE_N == 0)
+            for (; a->m - r0 >= TILE_R; r0 += TILE_R)
+                for (int n = nt; n < ne; n += TILE_N) dot_tile(w, n, a, r0, y, ldy, r0 == 0 && ne + 16 <= n1 ? 16 : 0);
+#endif
         for (; a->m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
             for (int n = nt; n < ne; n++) dot_rows(w, n, a, r0, ROW_CHUNK, y, ldy);
 #if ROW_CHUNK > 8
@@ -584,7 +721,7 @@ static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, in
         }
         j0 += G;
     }
-    for (int r = 0; r < nr; r++) h->y[(size_t)(r0 + r) * h->n + v] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < nr; r++) h->y[(size_t)(r0 + r) * h->n + v] = sum1(acc[r]);
 #else
     const int16_t *qs = a->qs;
     const float *dx = a->dx;
@@ -612,6 +749,53 @@ static inline __attribute__((always_inline)) void head_rows(const HeadJob *h, in
 #endif
 }
 
+#if NC_AVX512
+/* head_rows for a tile of TILE_R rows by TILE_N vocabulary rows (each widened code vector used for TILE_R rows, each
+ * activation vector for TILE_N outputs), per (row, output) the same operations in the same order as head_rows */
+static inline __attribute__((always_inline)) void head_tile(const HeadJob *h, int v, int r0, int pf) {
+    const QAct *a = h->a;
+    const int k = a->k, nb = k / QK;
+    const int8_t *wc[TILE_N];
+    const float *ws[TILE_N];
+    for (int j = 0; j < TILE_N; j++) {
+        wc[j] = h->codes + (size_t)(v + j) * k;
+        ws[j] = h->scales + (size_t)(v + j) * nb;
+    }
+    if (pf)
+        for (int j = 0; j < TILE_N; j++)
+            for (int b = 0; b < 4 * nb; b += 64) _mm_prefetch((const char *)(ws[j] + (size_t)pf * nb) + b, _MM_HINT_T0);
+    __m512 acc[TILE_R][TILE_N];
+    for (int r = 0; r < TILE_R; r++)
+        for (int j = 0; j < TILE_N; j++) acc[r][j] = _mm512_setzero_ps();
+    for (int j0 = 0, gi = 0; j0 < nb; gi++) {
+        const int G = group_blocks(nb, j0);
+        __m512i s[TILE_R][TILE_N];
+        for (int r = 0; r < TILE_R; r++)
+            for (int j = 0; j < TILE_N; j++) s[r][j] = _mm512_setzero_si512();
+        for (int i = 0; i < G; i++) {
+            __m512i w[TILE_N];
+            for (int j = 0; j < TILE_N; j++) {
+                if (pf && !(i & 1)) _mm_prefetch((const char *)(wc[j] + (size_t)pf * k + (size_t)(j0 + i) * QK), _MM_HINT_T0);
+                w[j] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wc[j] + (size_t)(j0 + i) * QK)));
+            }
+            for (int r = 0; r < TILE_R; r++) {
+                const __m512i x = _mm512_loadu_si512((const void *)(a->qs + (size_t)(r0 + r) * k + (size_t)(j0 + i) * QK));
+                for (int j = 0; j < TILE_N; j++) s[r][j] = _mm512_dpwssd_epi32(s[r][j], w[j], x);
+            }
+        }
+        __m512 sv[TILE_N];
+        for (int j = 0; j < TILE_N; j++) sv[j] = group_scales_f32(ws[j] + j0, G);
+        for (int r = 0; r < TILE_R; r++) {
+            const __m512 dx = _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16);
+            for (int j = 0; j < TILE_N; j++)
+                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][j]), _mm512_mul_ps(sv[j], dx), acc[r][j]);
+        }
+        j0 += G;
+    }
+    tile_store(acc, h->y + (size_t)r0 * h->n + v, h->n);
+}
+#endif
+
 static void head_job(void *ctx, int ith, int nth) {
     const HeadJob *h = (const HeadJob *)ctx;
     const int m = h->a->m;
@@ -620,6 +804,11 @@ static void head_job(void *ctx, int ith, int nth) {
     for (int vt = v0; vt < v1; vt += 16) {
         const int ve = vt + 16 < v1 ? vt + 16 : v1;
         int r0 = 0;
+#if NC_AVX512
+        if ((ve - vt) % TILE_N == 0)
+            for (; m - r0 >= TILE_R; r0 += TILE_R)
+                for (int v = vt; v < ve; v += TILE_N) head_tile(h, v, r0, r0 == 0 && ve + 16 <= v1 ? 16 : 0);
+#endif
         for (; m - r0 >= ROW_CHUNK; r0 += ROW_CHUNK)
             for (int v = vt; v < ve; v++) head_rows(h, v, r0, ROW_CHUNK);
 #if ROW_CHUNK > 8
@@ -643,12 +832,16 @@ static void head_job(void *ctx, int ith, int nth) {
 
 void nc_head(void *ctx, const float *x, int m, int k, const int8_t *codes, const float *scales, int n, float *y) {
     Context *c = (Context *)ctx;
+    PROF_T0;
     QAct a = qact_new(m, k);
     quantize_rows(x, m, k, &a);
     HeadJob job = {codes, scales, &a, y, n};
+    PROF(8);
     pool_run(c->pool, head_job, &job);
+    PROF(9);
     qact_free(&a);
 }
+
 
 /* --- the decode step ----------------------------------------------------------------------------------------- */
 
@@ -900,23 +1093,46 @@ static void job_gate_up(void *ctx, int ith, int nth) {
  * value row read once for all G heads, the value sums in registers. sc: G rows of ld floats of scratch; o (G, 64). */
 static void attend_d64(const float *q, int G, const uint16_t *kb, const uint16_t *vb, int len, float scale, float *sc,
                        size_t ld, float *o) {
-    __m512 qv[4][4];
-    float mx[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    for (int h = 0; h < G; h++)
-        for (int i = 0; i < 4; i++) qv[h][i] = _mm512_loadu_ps(q + h * 64 + i * 16);
-    for (int t = 0; t < len; t++) {
-        __m512 kv[4];
-        for (int i = 0; i < 4; i++)
-            kv[i] = _mm512_castsi512_ps(_mm512_slli_epi32(
-                _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(kb + (size_t)t * 64 + i * 16))), 16));
+    /* scores 16 positions at a time: their keys widened once into kf, then per head 16 dot products whose
+     * horizontal sums come out of one transposing tree (sum16) instead of 16 reductions */
+    float kf[16 * 64] __attribute__((aligned(64)));
+    float mx[4];
+    __m512 mxv[4];
+    for (int h = 0; h < G; h++) mxv[h] = _mm512_set1_ps(-INFINITY);
+    for (int t0 = 0; t0 < len; t0 += 16) {
+        const int n = len - t0 < 16 ? len - t0 : 16;
+        const __mmask16 mask = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        for (int tt = 0; tt < 16; tt++) {
+            /* keys 16 positions on, and these positions' values (read after the softmax) */
+            _mm_prefetch((const char *)(kb + (size_t)(t0 + 16 + tt) * 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(kb + (size_t)(t0 + 16 + tt) * 64) + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)(vb + (size_t)(t0 + tt) * 64), _MM_HINT_T1);
+            _mm_prefetch((const char *)(vb + (size_t)(t0 + tt) * 64) + 64, _MM_HINT_T1);
+            for (int i = 0; i < 4; i++) {
+                __m512 v = tt < n ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                        (const __m256i *)(kb + (size_t)(t0 + tt) * 64 + i * 16))), 16))
+                                  : _mm512_setzero_ps();
+                _mm512_store_ps(kf + tt * 64 + i * 16, v);
+            }
+        }
         for (int h = 0; h < G; h++) {
-            __m512 acc = _mm512_mul_ps(qv[h][0], kv[0]);
-            for (int i = 1; i < 4; i++) acc = _mm512_fmadd_ps(qv[h][i], kv[i], acc);
-            float score = _mm512_reduce_add_ps(acc) * scale;
-            sc[h * ld + t] = score;
-            mx[h] = score > mx[h] ? score : mx[h];
+            const float *qh = q + h * 64;
+            const __m512 q0 = _mm512_loadu_ps(qh), q1 = _mm512_loadu_ps(qh + 16), q2 = _mm512_loadu_ps(qh + 32),
+                         q3 = _mm512_loadu_ps(qh + 48);
+            __m512 acc[16];
+            for (int tt = 0; tt < 16; tt++) {
+                const float *kt = kf + tt * 64;
+                __m512 a = _mm512_mul_ps(q0, _mm512_load_ps(kt));
+                a = _mm512_fmadd_ps(q1, _mm512_load_ps(kt + 16), a);
+                a = _mm512_fmadd_ps(q2, _mm512_load_ps(kt + 32), a);
+                acc[tt] = _mm512_fmadd_ps(q3, _mm512_load_ps(kt + 48), a);
+            }
+            const __m512 score = _mm512_mul_ps(sum16(acc), _mm512_set1_ps(scale));
+            _mm512_mask_storeu_ps(sc + h * ld + t0, mask, score);
+            mxv[h] = _mm512_mask_max_ps(mxv[h], mask, mxv[h], score);
         }
     }
+    for (int h = 0; h < G; h++) mx[h] = _mm512_reduce_max_ps(mxv[h]);
     float inv[4];
     for (int h = 0; h < G; h++) {
         float *row = sc + h * ld;
@@ -1002,6 +1218,78 @@ static void rotate_half(float *x, const float *c, const float *sn, int D) {
     }
 }
 
+/* The per-row work between a step's matmuls (rotary and the KV cache write, residual adds, RMSNorm, quantizing the
+ * next matmul's input): on the caller alone it was 10% of a 16-row step on 2 threads, so from ROWS_PARALLEL rows on it is
+ * a pool job too, a row at a time (the same code per row either way: a row's results do not depend on the thread). */
+#define ROWS_PARALLEL 4
+
+enum { ROW_ROPE_KV, ROW_QUANT_ATTN, ROW_POST_OUT, ROW_QUANT_ACT, ROW_POST_DOWN };
+
+typedef struct {
+    StepJob *s;
+    float *resid, *out;
+    int kind;
+} RowJob;
+
+static void quantize_one_row(const float *x, QAct *a, int row) {
+#if NC_AVX512
+    const int nb = a->k / QK;
+    quantize_row(x, a->k, a->qs + (size_t)row * a->k, a->dx + (size_t)row * nb * 8, a->sa + (size_t)row * nb);
+#else
+    for (int j = 0; j < a->k / QK; j++) quantize_block(x + j * QK, a, (size_t)row, j);
+#endif
+}
+
+static void row_work(const RowJob *rj, int b) {
+    const StepJob *s = rj->s;
+    Model *md = s->md;
+    const int l = s->layer, D = md->head_dim, dim = md->dim, H = md->n_heads, KV = md->n_kv, half = D / 2;
+    switch (rj->kind) {
+    case ROW_ROPE_KV: {
+        const int nqkv = (H + 2 * KV) * D;
+        const size_t slot_stride = (size_t)KV * s->max_len * D, head_stride = (size_t)s->max_len * D;
+        float *row = md->qkvo + (size_t)b * nqkv;
+        const float *cb = md->cosv + b * half, *sb = md->sinv + b * half;
+        for (int h = 0; h < H + KV; h++) rotate_half(row + h * D, cb, sb, D);
+        uint16_t *kd = s->k_cache[l] + (size_t)s->slots[b] * slot_stride + (size_t)s->positions[b] * D;
+        uint16_t *vd = s->v_cache[l] + (size_t)s->slots[b] * slot_stride + (size_t)s->positions[b] * D;
+        for (int g = 0; g < KV; g++)
+            for (int i = 0; i < D; i++) {
+                kd[g * head_stride + i] = f32_to_bf16(row[(H + g) * D + i]);
+                vd[g * head_stride + i] = f32_to_bf16(row[(H + KV + g) * D + i]);
+            }
+        break;
+    }
+    case ROW_QUANT_ATTN: quantize_one_row(md->attn + (size_t)b * H * D, &md->a_dim, b); break;
+    case ROW_QUANT_ACT: quantize_one_row(md->act + (size_t)b * md->ffn, &md->a_ffn, b); break;
+    case ROW_POST_OUT:
+    case ROW_POST_DOWN: {
+        float *r = rj->resid + (size_t)b * dim;
+        const float *h = md->h + (size_t)b * dim;
+        for (int i = 0; i < dim; i++) r[i] += h[i];
+        const int last = rj->kind == ROW_POST_DOWN && l + 1 == md->n_layers;
+        const float *w = rj->kind == ROW_POST_OUT ? md->ffn_norm[l] : last ? md->final_norm : md->attn_norm[l + 1];
+        float *xn = last ? rj->out + (size_t)b * dim : md->xn + (size_t)b * dim;
+        rms_norm(r, w, dim, md->eps, xn);
+        if (!last) quantize_one_row(xn, &md->a_dim, b);
+        break;
+    }
+    }
+}
+
+static void job_rows(void *ctx, int ith, int nth) {
+    const RowJob *rj = (const RowJob *)ctx;
+    for (int b = ith; b < rj->s->batch; b += nth) row_work(rj, b);
+}
+
+static void for_rows(Context *c, StepJob *s, float *resid, float *out, int kind) {
+    RowJob rj = {s, resid, out, kind};
+    if (s->batch >= ROWS_PARALLEL && c->pool->nth > 1)
+        pool_run(c->pool, job_rows, &rj);
+    else
+        for (int b = 0; b < s->batch; b++) row_work(&rj, b);
+}
+
 /* One decode step for `batch` sequences. resid (batch, dim) f32: the token embeddings in, overwritten by the residual
  * stream; out (batch, dim): the final RMSNorm of it. k_cache[l], v_cache[l]: bf16 (num_slots, n_kv, max_len, D).
  * Returns 0, or -1 when batch exceeds the model's max_batch. */
@@ -1010,8 +1298,7 @@ int nc_decode_step(void *ctx, void *model, int batch, float *resid, const int64_
     Context *c = (Context *)ctx;
     Model *md = (Model *)model;
     if (batch > md->max_batch || batch < 1) return -1;
-    const int D = md->head_dim, dim = md->dim, H = md->n_heads, KV = md->n_kv, half = D / 2;
-    const int nqkv = (H + 2 * KV) * D;
+    const int D = md->head_dim, dim = md->dim, H = md->n_heads, half = D / 2;
     size_t need = (size_t)batch * H * max_len;
     if (need > md->scores_len) {
         free(md->scores);
@@ -1027,47 +1314,34 @@ int nc_decode_step(void *ctx, void *model, int batch, float *resid, const int64_
     md->a_dim.m = batch;
     md->a_ffn.m = batch;
     StepJob job = {md, 0, batch, max_len, slots, positions, k_cache, v_cache};
+    PROF_T0;
     for (int b = 0; b < batch; b++) rms_norm(resid + (size_t)b * dim, md->attn_norm[0], dim, md->eps, md->xn + (size_t)b * dim);
     quantize_rows(md->xn, batch, dim, &md->a_dim);
-    const size_t slot_stride = (size_t)KV * max_len * D, head_stride = (size_t)max_len * D;
     for (int l = 0; l < md->n_layers; l++) {
         job.layer = l;
+        PROF(0);
         pool_run(c->pool, job_qkv, &job);
-        for (int b = 0; b < batch; b++) {
-            float *row = md->qkvo + (size_t)b * nqkv;
-            const float *cb = md->cosv + b * half, *sb = md->sinv + b * half;
-            for (int h = 0; h < H + KV; h++) rotate_half(row + h * D, cb, sb, D);
-            uint16_t *kd = k_cache[l] + (size_t)slots[b] * slot_stride + (size_t)positions[b] * D;
-            uint16_t *vd = v_cache[l] + (size_t)slots[b] * slot_stride + (size_t)positions[b] * D;
-            for (int g = 0; g < KV; g++)
-                for (int i = 0; i < D; i++) {
-                    kd[g * head_stride + i] = f32_to_bf16(row[(H + g) * D + i]);
-                    vd[g * head_stride + i] = f32_to_bf16(row[(H + KV + g) * D + i]);
-                }
-        }
+        PROF(1);
+        for_rows(c, &job, resid, out, ROW_ROPE_KV);
+        PROF(2);
         pool_run(c->pool, job_attention, &job);
-        quantize_rows(md->attn, batch, H * D, &md->a_dim);
+        PROF(3);
+        for_rows(c, &job, resid, out, ROW_QUANT_ATTN);
+        PROF(4);
         pool_run(c->pool, job_out, &job);
-        for (int b = 0; b < batch; b++) {
-            float *r = resid + (size_t)b * dim;
-            const float *h = md->h + (size_t)b * dim;
-            for (int i = 0; i < dim; i++) r[i] += h[i];
-            rms_norm(r, md->ffn_norm[l], dim, md->eps, md->xn + (size_t)b * dim);
-        }
-        quantize_rows(md->xn, batch, dim, &md->a_dim);
+        PROF(5);
+        for_rows(c, &job, resid, out, ROW_POST_OUT);
+        PROF(0);
         pool_run(c->pool, job_gate_up, &job);
+        PROF(6);
 #if NC_AVX512
-        quantize_rows(md->act, batch, md->ffn, &md->a_ffn);
+        for_rows(c, &job, resid, out, ROW_QUANT_ACT);
 #endif
+        PROF(4);
         pool_run(c->pool, job_down, &job);
-        const float *next = l + 1 < md->n_layers ? md->attn_norm[l + 1] : md->final_norm;
-        for (int b = 0; b < batch; b++) {
-            float *r = resid + (size_t)b * dim;
-            const float *h = md->h + (size_t)b * dim;
-            for (int i = 0; i < dim; i++) r[i] += h[i];
-            rms_norm(r, next, dim, md->eps, l + 1 < md->n_layers ? md->xn + (size_t)b * dim : out + (size_t)b * dim);
-        }
-        if (l + 1 < md->n_layers) quantize_rows(md->xn, batch, dim, &md->a_dim);
+        PROF(7);
+        for_rows(c, &job, resid, out, ROW_POST_DOWN);
+        PROF(0);
     }
     return 0;
 }
