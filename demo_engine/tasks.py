@@ -1,7 +1,8 @@
 """Celery tasks of the chat, on the `inference` queue. Thin: take an id, call the service.
 
-The web process imports this module to send a task: what a task runs (the engine, the booth's retrieval, torch) is
-imported inside it, so a web process never loads torch (measured: 285 MB of RSS against 94 MB without it).
+The web process imports this module to send a task: what a task runs (the engine, the booth's retrieval, and torch on
+the engine's PyTorch paths) is imported inside it, so a web process never loads them (measured with torch: 285 MB of
+RSS against 94 MB without it).
 """
 
 from celery import shared_task

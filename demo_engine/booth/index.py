@@ -9,7 +9,6 @@ web process; `passage_remove` alone embeds nothing and may run anywhere (unpubli
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 
 import numpy as np
@@ -74,9 +73,9 @@ def passages_upsert(*, drafts: list[PassageDraft]) -> list[Passage]:
     """Index these passages (new or changed): embed, store, and make them searchable at once."""
     if not drafts:
         return []
-    from demo_engine.booth.embedding import get_embedder  # torch: only where a passage is embedded (the worker)
+    from demo_engine.booth.embedding import get_embedder  # the model: only where a passage is embedded (the worker)
 
-    vectors = get_embedder().encode([_document(draft) for draft in drafts]).numpy()
+    vectors = get_embedder().encode([_document(draft) for draft in drafts])
     saved = _save(drafts, vectors)
     _bump_version()
     return saved
@@ -113,7 +112,7 @@ def _embed_all(
     order = sorted(range(len(documents)), key=lambda i: len(documents[i]))
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        vectors[chunk] = embedder.encode([documents[i] for i in chunk]).numpy()
+        vectors[chunk] = embedder.encode([documents[i] for i in chunk])
         if progress is not None:
             progress(start + len(chunk), len(documents))
     return vectors
@@ -123,19 +122,9 @@ def index_rebuild(*, batch_size: int = 256, progress: Callable[[int, int], None]
     """Make the whole index again from the published content; returns the number of passages. Readers see the old
     index until the new one commits (one transaction)."""
     drafts = passage_builders.passages_all()
-    import torch
-
     from demo_engine.booth.embedding import get_embedder
 
-    embedder = get_embedder()
-    # Every core for the embeddings (a command's or the eval's thread may have been set to one by a retrieval, whose
-    # one short question is faster on one thread): 60.8 s on one thread for WAIC's volume.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
-    try:
-        vectors = _embed_all([_document(draft) for draft in drafts], embedder, batch_size, progress)
-    finally:
-        torch.set_num_threads(threads)
+    vectors = _embed_all([_document(draft) for draft in drafts], get_embedder(), batch_size, progress)
     with transaction.atomic():
         if connection.vendor == "sqlite":
             with connection.cursor() as cursor:

@@ -1,4 +1,5 @@
-"""SmolLM2-135M-Instruct inference engine: pure PyTorch plus `kernels`, no Django.
+"""SmolLM2-135M-Instruct inference engine: native C kernels with numpy buffers on the CPU (no PyTorch imported), PyTorch
+plus `kernels` on its other paths; no Django.
 
 Token ids and text in, token ids and text out. The chat's worker uses it like this::
 
@@ -45,11 +46,12 @@ Public API (exact signatures):
 
 Events are delivered on the scheduler thread: callbacks must be cheap (buffer, don't do I/O inline).
 
-Modules: `gguf_loader` (file -> tensors), `model` (Llama forward), `kv_cache`, `tokenizer`, `chat_template`,
-`sampler`, `scheduler` (continuous batching), `cuda_graphs` (decode steps replayed as CUDA graphs, CUDA only),
-`engine` (this facade), `native` (the CPU fast path's C kernels of
-`native_cpu.c`, built with the system compiler on first use). The hot-path operations go through
-`kernels.dispatch` (Triton on CUDA, PyTorch references on the CPU).
+Modules: `gguf_loader` (file -> numpy arrays, the model's shape), `native_model` (the Llama forward on the CPU's native
+kernels, numpy, no PyTorch: picked at load time where they build), `model` (the Llama forward in PyTorch: fp32,
+`ENGINE_NATIVE_CPU=off`, CUDA), `kv_cache`, `tokenizer`, `chat_template`, `sampler`, `scheduler` (continuous
+batching), `cuda_graphs` (decode steps replayed as CUDA graphs, CUDA only), `engine` (this facade), `native` (the C
+kernels of `native_cpu.c`, built with the system compiler on first use). The PyTorch model's hot-path operations go
+through `kernels.dispatch` (Triton on CUDA, PyTorch references on the CPU).
 """
 
 from demo_engine.engine.chat_template import PromptPlan

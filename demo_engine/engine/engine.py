@@ -1,6 +1,7 @@
 """The engine facade: load SmolLM2 once, render chats, submit requests to the continuous-batching scheduler.
 
-This is the only module the chat (Celery worker) needs. Imports no Django.
+This is the only module the chat (Celery worker) needs. Imports no Django, and no PyTorch on the CPU's native path
+(the default where its kernels build): PyTorch is imported only when a torch model is loaded.
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
+from demo_engine.engine import native as native_code
 from demo_engine.engine.chat_template import PromptPlan, plan_prompt
 from demo_engine.engine.gguf_loader import GGUFFile, default_gguf_path
-from demo_engine.engine.model import LlamaModel
+from demo_engine.engine.native_model import NativeModel
 from demo_engine.engine.sampler import SamplingParams
 from demo_engine.engine.scheduler import EngineEvent, RequestHandle, RequestStats, Scheduler
 from demo_engine.engine.tokenizer import ChatTokenizer
+
+if TYPE_CHECKING:
+    from demo_engine.engine.model import LlamaModel
 
 DEFAULT_MAX_CONTEXT = 2048  # of the model's 8192: a booth chat never needs more, and the cache stays small
 
@@ -47,7 +51,7 @@ def _return_freed_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    # What is alive now (PyTorch's modules, the tokenizer's objects) stays alive: leave it out of every later
+    # What is alive now (the modules, the tokenizer's objects) stays alive: leave it out of every later
     # collection, which otherwise walks all of it (4% of the scheduler thread's time at 16 concurrent replies).
     gc.freeze()
     atexit.register(gc.unfreeze)  # and let the interpreter's last collections see it again (extension types check)
@@ -56,7 +60,7 @@ def _return_freed_memory() -> None:
 class Engine:
     """SmolLM2-135M-Instruct served with continuous batching. See the package docstring for the API."""
 
-    def __init__(self, config: EngineConfig, model: LlamaModel, tokenizer: ChatTokenizer) -> None:
+    def __init__(self, config: EngineConfig, model: LlamaModel | NativeModel, tokenizer: ChatTokenizer) -> None:
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
@@ -87,25 +91,36 @@ class Engine:
         `start()` runs in the caller's thread, on whatever it is set to.
 
         `native_cpu` ("auto", "off", "avx2"; default `ENGINE_NATIVE_CPU`, else "auto"): the native int4 x int16
-        kernels of `native.py` where the CPU and a C compiler allow; "off" runs PyTorch's int4 kernel.
+        kernels of `native.py` where the CPU and a C compiler allow (`native_model.NativeModel`, without PyTorch);
+        "off" runs PyTorch's int4 kernel (`model.LlamaModel`, like the fp32 and CUDA modes).
 
         `dense_bf16`: every weight dequantized once to bf16 and multiplied by PyTorch (cuBLAS on a GPU), attention by
         SDPA: the GPU benchmark's baseline for the 4-bit Triton path, not a serving mode.
         """
         started = time.perf_counter()
-        torch.set_num_threads(1)
         threads = threads or DEFAULT_THREADS
         path = gguf_path or default_gguf_path()
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError("device='cuda' asked for, but no CUDA device is available")
         mode = "fp32" if fp32 else ("q4_1" if device.startswith("cuda") else "int4")
         if dense_bf16 and not fp32:
             mode = "bf16"
+        # The native code (built or loaded first; `threads`: its pool, the caller included) where it runs.
+        native = native_code.load(threads, native_cpu) if mode == "int4" and device.split(":")[0] == "cpu" else None
+        if native is None:
+            import torch
+
+            torch.set_num_threads(1)
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                raise RuntimeError("device='cuda' asked for, but no CUDA device is available")
         gguf_file = GGUFFile(path)
         try:
             config_context = int(gguf_file.metadata("llama.context_length", 8192))  # type: ignore[arg-type]
             tokenizer = ChatTokenizer.from_gguf(path, gguf_file)
-            model = LlamaModel.from_gguf(gguf_file, mode, device, threads=threads, native_cpu_isa=native_cpu)
+            if native is not None:
+                model: LlamaModel | NativeModel = NativeModel.from_gguf(gguf_file, native)
+            else:
+                from demo_engine.engine.model import LlamaModel
+
+                model = LlamaModel.from_gguf(gguf_file, mode, device)
         finally:
             gguf_file.close()
         _return_freed_memory()

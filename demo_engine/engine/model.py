@@ -1,25 +1,22 @@
 """The Llama forward pass of SmolLM2-135M in PyTorch: weights from the GGUF, prefill and batched decode.
 
+Every path but the CPU's native one (`native_model.py`, which runs without PyTorch and is picked where its kernels
+build): the exact fp32 path, PyTorch's int4 kernel on the CPU, and the CUDA paths.
+
 Token ids in, logits out; the KV cache is passed in. Knows nothing about text, chat turns, sampling or
 scheduling. The hot-path operations (RMSNorm with residual, rotary, decode attention, SwiGLU, the 4-bit
 matmul on CUDA) go through `kernels.dispatch`, which runs Triton on CUDA tensors and plain PyTorch on the CPU.
 
-Three weight formats, picked at load time:
+Four weight formats, picked at load time:
 
 - `fp32`: every weight dequantized to fp32, exactly as `transformers` does; the reference path.
-- `int4` with the native code of `native.py` (CPU default where it builds; `ENGINE_NATIVE_CPU=off` turns it off):
-  the Q4_1 blocks as stored (0.625 bytes a weight) against activations quantized to int16 per block of 32, integer
-  dot products (VNNI where the CPU has it), fp32 activations between the matmuls, and the whole decode step (every
-  block) in one native call; prompts are prefilled as native steps too (their tokens as rows). The KV cache is bf16.
-  The tied head runs natively for any number of rows, over the embedding's own Q8_0 codes (rearranged in place for
-  the kernel), every logit within 2e-5 of exact. Backend "CPU · q4_1×q16 avx512-vnni" (or avx2-vnni, avx2).
-- `int4` without it (no compiler, no AVX2, or `ENGINE_NATIVE_CPU=off`): the Q4_1 blocks repacked for
-  `_weight_int4pack_mm_for_cpu` (groups of 32, the same 4-bit codes; scale d and zero m + 8d in bf16), bf16
-  activations, an fp32 residual stream. About 60 MB of weights read per token against 538 MB in fp32.
-  Its tied head is int8 per row (28 MB), multiplied by
-  int8 activations (per row) in one int8 GEMM; the top 16 candidates of each row are then recomputed
-  exactly from the Q8_0 embedding, so greedy picks are those of the exact head. The other logits are
-  within about 1.3 of exact (mean 0.14), which only the far tail of a sampled distribution sees.
+- `int4` on the CPU without the native code (no compiler, no AVX2, or `ENGINE_NATIVE_CPU=off`): the Q4_1 blocks
+  repacked for `_weight_int4pack_mm_for_cpu` (groups of 32, the same 4-bit codes; scale d and zero m + 8d in bf16),
+  bf16 activations, an fp32 residual stream. About 60 MB of weights read per token against 538 MB in fp32.
+  Its tied head is int8 per row (28 MB), multiplied by int8 activations (per row) in one int8 GEMM; the top 16
+  candidates of each row are then recomputed exactly from the Q8_0 embedding, so greedy picks are those of the exact
+  head. The other logits are within about 1.3 of exact (mean 0.14), which only the far tail of a sampled distribution
+  sees.
 - `q4_1` (CUDA): the blocks as stored, multiplied by `dispatch.q4_1_matmul`.
 - `bf16` (CUDA, the GPU benchmark's baseline): every weight dequantized once to dense bf16, multiplied by cuBLAS
   (`F.linear`), decode attention by PyTorch's `scaled_dot_product_attention`; run it under
@@ -28,56 +25,20 @@ Three weight formats, picked at load time:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from demo_engine.engine import gguf_loader
-from demo_engine.engine import native as native_cpu
-from demo_engine.engine.gguf_loader import GGUFFile
+from demo_engine.engine.gguf_loader import GGUFFile, LlamaConfig
 from demo_engine.engine.kv_cache import KVCache
 from kernels import dispatch
 
 INT4_GROUP = 32  # the Q4_1 block size; `_weight_int4pack_mm_for_cpu` accepts it as its group size
 HEAD_REFINE_TOP = 16  # candidates per row whose logits are recomputed exactly from the Q8_0 embedding
-
-
-@dataclass(frozen=True)
-class LlamaConfig:
-    """Shape of a Llama model, as the GGUF metadata states it."""
-
-    n_layers: int = 30
-    dim: int = 576
-    ffn_dim: int = 1536
-    n_heads: int = 9
-    n_kv_heads: int = 3
-    head_dim: int = 64
-    rope_base: float = 100000.0
-    norm_eps: float = 1e-5
-    vocab_size: int = 49152
-    context_length: int = 8192
-
-    @classmethod
-    def from_gguf(cls, gguf_file: GGUFFile) -> LlamaConfig:
-        """Read the `llama.*` keys."""
-        arch = gguf_file.metadata("general.architecture")
-        if arch != "llama":
-            raise ValueError(f"expected a llama GGUF, got {arch!r}")
-        dim = int(gguf_file.metadata("llama.embedding_length"))  # type: ignore[arg-type]
-        n_heads = int(gguf_file.metadata("llama.attention.head_count"))  # type: ignore[arg-type]
-        return cls(
-            n_layers=int(gguf_file.metadata("llama.block_count")),  # type: ignore[arg-type]
-            dim=dim,
-            ffn_dim=int(gguf_file.metadata("llama.feed_forward_length")),  # type: ignore[arg-type]
-            n_heads=n_heads,
-            n_kv_heads=int(gguf_file.metadata("llama.attention.head_count_kv")),  # type: ignore[arg-type]
-            head_dim=dim // n_heads,
-            rope_base=float(gguf_file.metadata("llama.rope.freq_base")),  # type: ignore[arg-type]
-            norm_eps=float(gguf_file.metadata("llama.attention.layer_norm_rms_epsilon")),  # type: ignore[arg-type]
-            vocab_size=int(gguf_file.metadata("llama.vocab_size")),  # type: ignore[arg-type]
-            context_length=int(gguf_file.metadata("llama.context_length")),  # type: ignore[arg-type]
-        )
 
 
 # --- linear layers ------------------------------------------------------------------------------------
@@ -135,40 +96,20 @@ class Q4_1BlockLinear:
         return y.to(x.dtype).view(*lead, self.n_out)
 
 
-Linear = DenseLinear | Int4PackedLinear | Q4_1BlockLinear | native_cpu.NativeLinear
+Linear = DenseLinear | Int4PackedLinear | Q4_1BlockLinear
 
 
-def _unpermute_rows(blocks: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Undo llama.cpp's q/k row permutation (interleaved RoPE pairs -> rotate-half halves).
-
-    The converter wrote rows as (head, D/2, 2) from (head, 2, D/2); rows are whole blocks, so this works
-    on raw Q4_1 blocks and on dense weights alike.
-    """
-    n_rows = blocks.shape[0]
-    head_dim = n_rows // n_heads
-    return (
-        blocks.reshape(n_heads, head_dim // 2, 2, *blocks.shape[1:])
-        .transpose(1, 2)
-        .reshape(n_rows, *blocks.shape[1:])
-        .contiguous()
-    )
-
-
-def _make_linear(
-    blocks: list[torch.Tensor], n_in: int, mode: str, device: str, native: native_cpu.NativeCPU | None = None
-) -> Linear:
+def _make_linear(blocks: list[np.ndarray], n_in: int, mode: str, device: str) -> Linear:
     """One linear layer from Q4_1 blocks of one or more weights stacked along the outputs (q|k|v)."""
-    stacked = torch.cat(blocks, dim=0)  # (N, K/32*20)
+    stacked = np.concatenate(blocks)  # (N, K/32*20)
     if mode == "fp32":
-        return DenseLinear(gguf_loader.q4_1_dequantize(stacked).to(device))
+        return DenseLinear(torch.from_numpy(gguf_loader.q4_1_dequantize(stacked)).to(device))
     if mode == "bf16":
-        return DenseLinear(gguf_loader.q4_1_dequantize(stacked).to(device, torch.bfloat16))
-    if mode == "int4" and native is not None:
-        return native_cpu.NativeLinear(native, stacked, n_in)
+        return DenseLinear(torch.from_numpy(gguf_loader.q4_1_dequantize(stacked)).to(device, torch.bfloat16))
     if mode == "int4":
-        codes, d, m = gguf_loader.q4_1_unpack(stacked)
+        codes, d, m = (torch.from_numpy(part) for part in gguf_loader.q4_1_unpack(stacked))
         return Int4PackedLinear(codes, d, m)
-    return Q4_1BlockLinear(stacked.to(device), n_in)
+    return Q4_1BlockLinear(torch.from_numpy(stacked).to(device), n_in)
 
 
 @dataclass
@@ -184,22 +125,16 @@ class LayerWeights:
 
 
 class TokenEmbedding:
-    """The tied embedding: Q8_0 codes kept as int8 with their block scales; rows dequantized on lookup. With the
-    native head the codes' columns are in the head kernel's order (`native.pack_q8_0`), and `positions` (natural
-    column -> its position) reads a row back in natural order."""
+    """The tied embedding: Q8_0 codes kept as int8 with their block scales; rows dequantized on lookup."""
 
-    def __init__(self, codes: torch.Tensor, scales: torch.Tensor, positions: torch.Tensor | None = None) -> None:
+    def __init__(self, codes: torch.Tensor, scales: torch.Tensor) -> None:
         self.codes = codes  # (V, dim) int8
         self.scales = scales  # (V, dim/32) fp32
-        self.positions = positions  # (dim,) int64 or None
         self.vocab_size, self.dim = codes.shape
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """fp32 rows for `ids` (...,) -> (..., dim), exactly the dequantized Q8_0 values."""
-        codes = self.codes[ids]  # (..., dim)
-        if self.positions is not None:
-            codes = codes[..., self.positions]
-        codes = codes.float()
+        codes = self.codes[ids].float()  # (..., dim)
         scales = self.scales[ids]  # (..., dim/32)
         return (codes.unflatten(-1, (-1, 32)) * scales[..., None]).flatten(-2)
 
@@ -227,26 +162,22 @@ def _int8_rows(embedding: TokenEmbedding, chunk: int = 1024) -> tuple[torch.Tens
 class LlamaModel:
     """SmolLM2's forward pass. `prefill` one prompt into a cache slot; `decode` one token for many slots."""
 
-    def __init__(
-        self, config: LlamaConfig, mode: str, device: str = "cpu", native: native_cpu.NativeCPU | None = None
-    ) -> None:
+    array_library = "torch"
+
+    def __init__(self, config: LlamaConfig, mode: str, device: str = "cpu") -> None:
         if mode not in ("fp32", "int4", "q4_1", "bf16"):
             raise ValueError(f"unknown weight mode {mode!r}")
         self.config = config
         self.mode = mode
         self.device = torch.device(device)
-        self.native = native if mode == "int4" and self.device.type == "cpu" else None
-        self.native_decoder: native_cpu.NativeDecoder | None = None
-        # Activations: bf16 feeds PyTorch's int4 kernel's AVX2 path (fp32 activations fall back to a path 8x
-        # slower); the native kernel quantizes fp32 activations itself.
-        self.act_dtype = torch.float32 if mode == "fp32" or self.native is not None else torch.bfloat16
+        # Activations: bf16 feeds PyTorch's int4 kernel's AVX2 path (fp32 activations fall back to a path 8x slower).
+        self.act_dtype = torch.float32 if mode == "fp32" else torch.bfloat16
         self.cache_dtype = torch.float32 if mode == "fp32" else torch.bfloat16
         self.layers: list[LayerWeights] = []
         self.final_norm = torch.empty(0)
         self.embedding: TokenEmbedding | None = None
         self.head_weight = torch.empty(0)
         self.head_int8: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.native_head: native_cpu.NativeHead | None = None
         self.scale = config.head_dim**-0.5
         inv_freq = 1.0 / (
             config.rope_base ** (torch.arange(0, config.head_dim, 2, dtype=torch.float32) / config.head_dim)
@@ -256,57 +187,45 @@ class LlamaModel:
     # --- loading ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_gguf(
-        cls, gguf_file: GGUFFile, mode: str, device: str = "cpu", threads: int = 1, native_cpu_isa: str | None = None
-    ) -> LlamaModel:
-        """Build the model's weights from an opened GGUF file (with a progress bar on a terminal). On the CPU's
-        int4 path the native code (`native_cpu_isa`, default `ENGINE_NATIVE_CPU`, else "auto") is built or loaded
-        first (`threads`: its thread pool, the caller included)."""
+    def from_gguf(cls, gguf_file: GGUFFile, mode: str, device: str = "cpu") -> LlamaModel:
+        """Build the model's weights from an opened GGUF file (with a progress bar on a terminal)."""
         config = LlamaConfig.from_gguf(gguf_file)
-        on_cpu = mode == "int4" and torch.device(device).type == "cpu"
-        native = native_cpu.load(threads, native_cpu_isa) if on_cpu else None
-        model = cls(config, mode, device, native)
+        model = cls(config, mode, device)
         by_name = {tensor.name: tensor for tensor in gguf_file.tensors()}
         dim, ffn = config.dim, config.ffn_dim
 
-        def blocks(name: str) -> torch.Tensor:
+        def blocks(name: str) -> np.ndarray:
             return gguf_loader.q4_1_blocks(by_name[name])
 
         def norm(name: str) -> torch.Tensor:
-            return gguf_loader.f32_tensor(by_name[name]).to(model.device)
+            return torch.from_numpy(gguf_loader.f32_tensor(by_name[name])).to(model.device)
 
         for index in gguf_loader.progress(list(range(config.n_layers)), "loading SmolLM2"):
             p = f"blk.{index}."
-            q = _unpermute_rows(blocks(p + "attn_q.weight"), config.n_heads)
-            k = _unpermute_rows(blocks(p + "attn_k.weight"), config.n_kv_heads)
+            q = gguf_loader.unpermute_rows(blocks(p + "attn_q.weight"), config.n_heads)
+            k = gguf_loader.unpermute_rows(blocks(p + "attn_k.weight"), config.n_kv_heads)
             model.layers.append(
                 LayerWeights(
                     attn_norm=norm(p + "attn_norm.weight"),
-                    qkv=_make_linear([q, k, blocks(p + "attn_v.weight")], dim, mode, device, native),
-                    out=_make_linear([blocks(p + "attn_output.weight")], dim, mode, device, native),
+                    qkv=_make_linear([q, k, blocks(p + "attn_v.weight")], dim, mode, device),
+                    out=_make_linear([blocks(p + "attn_output.weight")], dim, mode, device),
                     ffn_norm=norm(p + "ffn_norm.weight"),
                     gate_up=_make_linear(
-                        [blocks(p + "ffn_gate.weight"), blocks(p + "ffn_up.weight")], dim, mode, device, native
+                        [blocks(p + "ffn_gate.weight"), blocks(p + "ffn_up.weight")], dim, mode, device
                     ),
-                    down=_make_linear([blocks(p + "ffn_down.weight")], ffn, mode, device, native),
+                    down=_make_linear([blocks(p + "ffn_down.weight")], ffn, mode, device),
                 )
             )
         model.final_norm = norm("output_norm.weight")
-        if model.native is not None:
-            model.native_decoder = native_cpu.NativeDecoder(model.native, config, model.layers, model.final_norm)
         codes, scales = gguf_loader.q8_0_unpack(by_name["token_embd.weight"])
         if "output.weight" in by_name:
             raise NotImplementedError("this engine expects tied embeddings (no output.weight)")
-        if model.native is not None:
-            # The head runs natively over the embedding's own codes, rearranged in place for the kernel: no copy.
-            positions = native_cpu.pack_q8_0(model.native, codes)
-            model.embedding = TokenEmbedding(codes, scales, positions)
-            model.native_head = native_cpu.NativeHead(model.native, codes, scales)
-        else:
-            model.embedding = TokenEmbedding(codes.to(model.device), scales.to(model.device))
+        model.embedding = TokenEmbedding(
+            torch.from_numpy(codes).to(model.device), torch.from_numpy(scales).to(model.device)
+        )
         if mode == "fp32":
             model.head_weight = model.embedding.dense()  # (V, dim)
-        elif mode == "int4" and model.native_head is None:
+        elif mode == "int4":
             model.head_int8 = _int8_rows(model.embedding)
         elif mode != "int4":
             model.head_weight = model.embedding.dense().to(model.device, torch.bfloat16)
@@ -323,8 +242,6 @@ class LlamaModel:
             return f"{'GPU' if self.device.type == 'cuda' else 'CPU'} · bf16 dense {ops}"
         if dispatch.backend_for(probe) == "triton":
             return "GPU · Triton"
-        if self.native is not None:
-            return f"CPU · q4_1×q16 {self.native.isa}"
         if self.mode == "int4":
             return "CPU · int4 bf16"
         return f"{self.device.type.upper()} · q4_1 {dispatch.backend_for(probe)}"
@@ -333,6 +250,27 @@ class LlamaModel:
         """An empty KV cache in this model's activation dtype."""
         c = self.config
         return KVCache(c.n_layers, num_slots, c.n_kv_heads, max_len, c.head_dim, self.cache_dtype, self.device)
+
+    # --- what the scheduler needs besides the forward (see native_model.NativeModel for the native path's) ------
+
+    @property
+    def device_type(self) -> str:
+        """ "cpu" or "cuda"."""
+        return self.device.type
+
+    def ids(self, values: Sequence[int]) -> torch.Tensor:
+        """Token ids, slots or positions as the model takes them: (N,) int64 on the model's device."""
+        return torch.tensor(values, dtype=torch.int64, device=self.device)
+
+    @staticmethod
+    def inference_mode() -> torch.inference_mode:
+        """The context of a scheduler step: no autograd bookkeeping."""
+        return torch.inference_mode()
+
+    @staticmethod
+    def use_threads(threads: int) -> None:
+        """Size the calling thread's PyTorch team (the intra-op setting is per OS thread under OpenMP)."""
+        torch.set_num_threads(threads)
 
     # --- forward ---------------------------------------------------------------------------------------
 
@@ -345,10 +283,6 @@ class LlamaModel:
         """Final hidden (M, dim) in the activation dtype -> fp32 logits (M, V)."""
         if self.mode == "fp32":
             return F.linear(x, self.head_weight)
-        if self.native_head is not None:
-            # Every logit within about 2e-5 of exact, the same code whatever the number of rows (so a reply does not
-            # depend on its neighbours), and no int8 copy of the table.
-            return self.native_head(x)
         if self.head_int8 is None:
             return F.linear(x, self.head_weight).float()
         q8, row_scale = self.head_int8
@@ -395,8 +329,6 @@ class LlamaModel:
         """The blocks over prompts (T_i,) written into their slots from positions starts[i]; the final hidden
         states of all their tokens, concatenated (sum T, dim). Rows are independent through every matmul, so a
         prompt's numbers do not depend on the others."""
-        if self.native_decoder is not None and dispatch.backend_for(prompts[0]) == "torch":
-            return self._native_prompts_forward(prompts, cache, slots, starts)
         c = self.config
         spans = []  # (row offset, tokens, slot, start, visible) per prompt
         offset = 0
@@ -433,35 +365,6 @@ class LlamaModel:
             x, residual = dispatch.rms_norm(h, norm_weight, c.norm_eps, residual)
         return x[0]
 
-    def _native_prompts_forward(
-        self, prompts: list[torch.Tensor], cache: KVCache, slots: list[int], starts: list[int]
-    ) -> torch.Tensor:
-        """The native path's prefill: the prompts' tokens as rows of native decode steps, up to `native.MAX_BATCH` rows
-        a step, row i at its own slot and position. A step writes every row's K and V before its attention, and
-        attention covers positions 0..position of the row's slot, so the rows of one prompt in one step attend
-        causally, and a later step's rows see the earlier ones in the cache. Exactly the decode step's arithmetic (no
-        PyTorch operations: no transient (T, ffn) tensors, none of PyTorch's attention code touched)."""
-        for prompt, start in zip(prompts, starts, strict=True):
-            if start + len(prompt) > cache.max_len:
-                raise ValueError(f"prompt of {start + len(prompt)} tokens exceeds the cache length {cache.max_len}")
-        ids = torch.cat(prompts).to(torch.int64)  # (sum T,)
-        row_slots = torch.cat(
-            [torch.full((len(p),), s, dtype=torch.int64) for p, s in zip(prompts, slots, strict=True)]
-        )
-        positions = torch.cat(
-            [torch.arange(s, s + len(p), dtype=torch.int64) for p, s in zip(prompts, starts, strict=True)]
-        )
-        rows = native_cpu.MAX_BATCH
-        assert self.native_decoder is not None
-        return torch.cat(
-            [
-                self.native_decoder.step(
-                    self._embed(ids[i : i + rows]), cache, row_slots[i : i + rows], positions[i : i + rows]
-                )
-                for i in range(0, len(ids), rows)
-            ]
-        )  # (sum T, dim)
-
     def _prompt_attention(self, q, k, v, k_cache, v_cache, span: tuple) -> torch.Tensor:
         """One prompt's rows of q, k, v (1, sum T, H, D): write its K and V into its slot, then causal attention
         over its cached prefix and itself. Returns (1, Hq, T, D)."""
@@ -497,14 +400,6 @@ class LlamaModel:
         """
         c = self.config
         batch = token_ids.shape[0]
-        if (
-            self.native_decoder is not None
-            and batch <= native_cpu.MAX_BATCH
-            and dispatch.backend_for(token_ids) == "torch"
-        ):
-            # Every block in one native call: about 2,000 PyTorch operations a step otherwise.
-            hidden = self.native_decoder.step(self._embed(token_ids), cache, slots, positions)  # (B, dim) fp32
-            return self._head(hidden)
         seq_lens = (positions + 1).to(torch.int32)  # (B,)
         # Attention reads only up to the longest sequence in the batch, not the whole cache length.
         span = int(seq_lens.max()) if attention_span is None else attention_span

@@ -1,5 +1,6 @@
 """The CPU fast path's native code (`native_cpu.c`): built once per machine with the system C compiler, loaded with
-ctypes, and wrapped as a linear layer, the tied head and a whole decode step for `model.py`.
+ctypes, and wrapped as a linear layer, the tied head and a whole decode step for `native_model.py`. Its buffers are
+numpy arrays: the native path runs without PyTorch.
 
 On by default where it can run (`ENGINE_NATIVE_CPU`: "auto", the default; "off" for PyTorch's int4 kernel; "avx2"
 for the AVX2 build on any machine). The weights stay in their Q4_1 blocks; activations are quantized to int16 per
@@ -31,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from demo_engine.engine.tokenizer import var_dir
 
@@ -140,31 +141,41 @@ def load(threads: int, wanted: str | None = None) -> NativeCPU | None:
         return None
 
 
-def pack_q4_1(native: NativeCPU, blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _ptr(array: np.ndarray) -> int:
+    """The address of an array's first element (the C side's pointer)."""
+    return array.ctypes.data
+
+
+def _rows_f32(x: np.ndarray, width: int) -> np.ndarray:
+    """x (..., width) as contiguous fp32 rows (M, width), without a copy when it already is."""
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(-1, width))
+
+
+def pack_q4_1(native: NativeCPU, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Q4_1 blocks (N, K/32*20) -> nibbles (N, K/2) uint8 in the order the kernel reads them (AVX-512: each group of
     16 blocks rearranged so that an int32 lane sums one block, see native_cpu.c; AVX2: as stored) and per row the
     K/32 scales d then the K/32 minimums m as fp16 bits (N, K/16) int16: 0.625 bytes a weight."""
     n_out = blocks.shape[0]
-    b = blocks.view(n_out, -1, 20)  # (N, K/32, 20)
-    stored = b[..., 4:].reshape(n_out, -1).contiguous()  # (N, K/2), each block's 16 bytes as stored
-    nib = torch.empty_like(stored)
-    native.lib.nc_pack_q4_1(stored.data_ptr(), n_out, stored.shape[1] * 2, nib.data_ptr())
-    d = b[..., 0:2].contiguous().view(torch.int16).reshape(n_out, -1)  # (N, K/32)
-    m = b[..., 2:4].contiguous().view(torch.int16).reshape(n_out, -1)
-    return nib, torch.cat([d, m], dim=-1).contiguous()  # (N, K/16)
+    b = np.asarray(blocks, dtype=np.uint8).reshape(n_out, -1, 20)  # (N, K/32, 20)
+    stored = np.ascontiguousarray(b[..., 4:]).reshape(n_out, -1)  # (N, K/2), each block's 16 bytes as stored
+    nib = np.empty_like(stored)
+    native.lib.nc_pack_q4_1(_ptr(stored), n_out, stored.shape[1] * 2, _ptr(nib))
+    d = np.ascontiguousarray(b[..., 0:2]).view(np.int16).reshape(n_out, -1)  # (N, K/32)
+    m = np.ascontiguousarray(b[..., 2:4]).view(np.int16).reshape(n_out, -1)
+    return nib, np.concatenate([d, m], axis=-1)  # (N, K/16)
 
 
-def pack_q8_0(native: NativeCPU, codes: torch.Tensor) -> torch.Tensor | None:
+def pack_q8_0(native: NativeCPU, codes: np.ndarray) -> np.ndarray | None:
     """Rearrange Q8_0 codes (V, K) int8 in place into the order the native head reads them (no copy of the table);
     returns, for each natural column, its position in the new order (index a row with it to read it back), or None
     when the order is unchanged (the AVX2 build)."""
-    if not codes.is_contiguous():
-        raise ValueError("the codes must be contiguous")
-    order = torch.empty(codes.shape[1], dtype=torch.int32)  # position -> natural column
-    native.lib.nc_pack_q8_0(codes.data_ptr(), codes.shape[0], codes.shape[1], order.data_ptr())
-    if torch.equal(order, torch.arange(codes.shape[1], dtype=torch.int32)):
+    if not codes.flags.c_contiguous or codes.dtype != np.int8:
+        raise ValueError("the codes must be contiguous int8")
+    order = np.empty(codes.shape[1], dtype=np.int32)  # position -> natural column
+    native.lib.nc_pack_q8_0(_ptr(codes), codes.shape[0], codes.shape[1], _ptr(order))
+    if np.array_equal(order, np.arange(codes.shape[1], dtype=np.int32)):
         return None
-    return torch.argsort(order.long())  # natural column -> position
+    return np.argsort(order).astype(np.int64)  # natural column -> position
 
 
 class NativeLinear:
@@ -172,21 +183,21 @@ class NativeLinear:
 
     kernel = "q4_1-q16"
 
-    def __init__(self, native: NativeCPU, blocks: torch.Tensor, n_in: int) -> None:
+    def __init__(self, native: NativeCPU, blocks: np.ndarray, n_in: int) -> None:
         if n_in % 64:
             raise ValueError(f"the native kernel needs inputs in multiples of 64, not {n_in}")
         self.native = native
         self.nib, self.dm = pack_q4_1(native, blocks)
         self.n_out, self.n_in = blocks.shape[0], n_in
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
-        rows = x.reshape(-1, self.n_in).to(torch.float32).contiguous()  # (M, K)
-        y = torch.empty(rows.shape[0], self.n_out, dtype=torch.float32)  # (M, N)
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        lead = np.shape(x)[:-1]
+        rows = _rows_f32(x, self.n_in)  # (M, K)
+        y = np.empty((rows.shape[0], self.n_out), dtype=np.float32)  # (M, N)
         with self.native.lock:
-            self.native.lib.nc_gemm(self.native.context, rows.data_ptr(), rows.shape[0], self.nib.data_ptr(),
-                                    self.dm.data_ptr(), self.n_out, self.n_in, y.data_ptr())  # fmt: skip
-        return y.view(*lead, self.n_out)
+            self.native.lib.nc_gemm(self.native.context, _ptr(rows), rows.shape[0], _ptr(self.nib), _ptr(self.dm),
+                                    self.n_out, self.n_in, _ptr(y))  # fmt: skip
+        return y.reshape(*lead, self.n_out)
 
 
 class NativeHead:
@@ -194,18 +205,18 @@ class NativeHead:
     scales (shared, not copied), x quantized to int16 per block of 32; fp32 in and out, every logit within about 2e-5
     (relative) of exact, for any number of rows (a row's logits do not depend on the others)."""
 
-    def __init__(self, native: NativeCPU, codes: torch.Tensor, scales: torch.Tensor) -> None:
+    def __init__(self, native: NativeCPU, codes: np.ndarray, scales: np.ndarray) -> None:
         self.native = native
-        self.codes, self.scales = codes.contiguous(), scales.to(torch.float32).contiguous()  # (V, K) int8, (V, K/32)
+        self.codes = np.ascontiguousarray(codes)  # (V, K) int8
+        self.scales = np.ascontiguousarray(scales, dtype=np.float32)  # (V, K/32)
         self.vocab_size, self.dim = codes.shape
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.dim).to(torch.float32).contiguous()  # (M, K)
-        logits = torch.empty(rows.shape[0], self.vocab_size, dtype=torch.float32)  # (M, V)
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        rows = _rows_f32(x, self.dim)  # (M, K)
+        logits = np.empty((rows.shape[0], self.vocab_size), dtype=np.float32)  # (M, V)
         with self.native.lock:
-            self.native.lib.nc_head(self.native.context, rows.data_ptr(), rows.shape[0], self.dim,
-                                    self.codes.data_ptr(), self.scales.data_ptr(), self.vocab_size,
-                                    logits.data_ptr())  # fmt: skip
+            self.native.lib.nc_head(self.native.context, _ptr(rows), rows.shape[0], self.dim, _ptr(self.codes),
+                                    _ptr(self.scales), self.vocab_size, _ptr(logits))  # fmt: skip
         return logits
 
 
@@ -218,30 +229,30 @@ class _CachePointers:
 class NativeDecoder:
     """Every block of a decode step in one native call: (B, dim) token embeddings in, final-normed hidden out."""
 
-    def __init__(self, native: NativeCPU, config, layers, final_norm: torch.Tensor) -> None:
+    def __init__(self, native: NativeCPU, config, layers, final_norm: np.ndarray) -> None:
         self.native = native
         n = config.n_layers
 
         def array(values: list[int]) -> ctypes.Array:
             return (ctypes.c_void_p * n)(*values)
 
-        self._keep = [layers, final_norm]  # the tensors the C side points into
+        self._keep = [layers, final_norm]  # the arrays the C side points into
         self._pointers = [
-            array([layer.qkv.nib.data_ptr() for layer in layers]),
-            array([layer.qkv.dm.data_ptr() for layer in layers]),
-            array([layer.out.nib.data_ptr() for layer in layers]),
-            array([layer.out.dm.data_ptr() for layer in layers]),
-            array([layer.gate_up.nib.data_ptr() for layer in layers]),
-            array([layer.gate_up.dm.data_ptr() for layer in layers]),
-            array([layer.down.nib.data_ptr() for layer in layers]),
-            array([layer.down.dm.data_ptr() for layer in layers]),
-            array([layer.attn_norm.data_ptr() for layer in layers]),
-            array([layer.ffn_norm.data_ptr() for layer in layers]),
+            array([_ptr(layer.qkv.nib) for layer in layers]),
+            array([_ptr(layer.qkv.dm) for layer in layers]),
+            array([_ptr(layer.out.nib) for layer in layers]),
+            array([_ptr(layer.out.dm) for layer in layers]),
+            array([_ptr(layer.gate_up.nib) for layer in layers]),
+            array([_ptr(layer.gate_up.dm) for layer in layers]),
+            array([_ptr(layer.down.nib) for layer in layers]),
+            array([_ptr(layer.down.dm) for layer in layers]),
+            array([_ptr(layer.attn_norm) for layer in layers]),
+            array([_ptr(layer.ffn_norm) for layer in layers]),
         ]
         self.dim = config.dim
         self.model = native.lib.nc_model_new(
             n, config.dim, config.n_heads, config.n_kv_heads, config.head_dim, config.ffn_dim, MAX_BATCH,
-            config.norm_eps, config.rope_base, *self._pointers, final_norm.data_ptr(),
+            config.norm_eps, config.rope_base, *self._pointers, _ptr(final_norm),
         )  # fmt: skip
 
     def __del__(self) -> None:
@@ -250,28 +261,29 @@ class NativeDecoder:
             self.native.lib.nc_model_free(model)
 
     def _cache_pointers(self, cache) -> _CachePointers:
+        """The K and V arrays of every layer of a cache (bf16 bits, (slots, Hk, max_len, D) uint16)."""
         pointers = getattr(cache, "_native_pointers", None)
         if pointers is None:
-            layers = [cache.layer(index) for index in range(len(cache._k))]
+            layers = [cache.layer(index) for index in range(cache.n_layers)]
             pointers = _CachePointers(
-                (ctypes.c_void_p * len(layers))(*[k.data_ptr() for k, _v in layers]),
-                (ctypes.c_void_p * len(layers))(*[v.data_ptr() for _k, v in layers]),
+                (ctypes.c_void_p * len(layers))(*[_ptr(k) for k, _v in layers]),
+                (ctypes.c_void_p * len(layers))(*[_ptr(v) for _k, v in layers]),
             )
             cache._native_pointers = pointers
         return pointers
 
-    def step(self, resid: torch.Tensor, cache, slots: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def step(self, resid: np.ndarray, cache, slots: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """resid (B, dim) fp32 embeddings (overwritten); slots, positions (B,) int64 -> (B, dim) fp32."""
         batch = resid.shape[0]
-        resid = resid.contiguous()
-        slots = slots.to(torch.int64).contiguous()
-        positions = positions.to(torch.int64).contiguous()
-        out = torch.empty(batch, self.dim, dtype=torch.float32)
+        resid = _rows_f32(resid, self.dim)
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        positions = np.ascontiguousarray(positions, dtype=np.int64)
+        out = np.empty((batch, self.dim), dtype=np.float32)
         pointers = self._cache_pointers(cache)
         with self.native.lock:
             status = self.native.lib.nc_decode_step(
-                self.native.context, self.model, batch, resid.data_ptr(), slots.data_ptr(), positions.data_ptr(),
-                pointers.k, pointers.v, cache.max_len, out.data_ptr(),
+                self.native.context, self.model, batch, _ptr(resid), _ptr(slots), _ptr(positions),
+                pointers.k, pointers.v, cache.max_len, _ptr(out),
             )  # fmt: skip
         if status != 0:
             raise ValueError(f"native decode step refused a batch of {batch}")

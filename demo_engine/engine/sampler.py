@@ -6,18 +6,22 @@ A chain of small functions in the spirit of vLLM's sampler. With the defaults no
 `repetition_penalty` as transformers (prompt and reply), `frequency_penalty` and `presence_penalty` as OpenAI
 defines them (tokens generated so far in this reply), `logit_bias` as OpenAI's (a number added to a token's logit
 at every step, -100..100). The random draw is the caller's: each request
-owns a seeded `torch.Generator`, so a request's sampled reply does not depend on what else is in the batch,
+owns a seeded generator (`new_generator`), so a request's sampled reply does not depend on what else is in the batch,
 and the Triton and reference samplers (behind `kernels.dispatch.sample`) agree on the same draw.
-Knows nothing about text or the model.
+
+Logits come as torch tensors (the PyTorch model's paths) or as numpy arrays (the native CPU path, which runs without
+PyTorch): the penalties are the same code for both; numpy logits are drawn from by `_sample_numpy`, the reference's
+inverse-CDF draw over the same candidates, with a numpy `Generator`. A seed reproduces a reply on the same backend
+(the native path's draws are not the torch paths' draws). Knows nothing about text or the model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
-import torch
-
-from kernels import dispatch
+import numpy as np
 
 CPU_TOP_K_PREFILTER = 1024  # largest top_k for which the CPU path samples among the top-k candidates only
 
@@ -64,68 +68,139 @@ class SamplingParams:
         return self.frequency_penalty != 0.0 or self.presence_penalty != 0.0
 
 
-def apply_repetition_penalty(logits: torch.Tensor, seen: list[torch.Tensor | None], penalties: list[float]) -> None:
+def new_generator(seed: int | None, array_library: str) -> Any:
+    """A request's own random generator (seeded, else freshly seeded): a `numpy.random.Generator` for numpy logits,
+    a `torch.Generator` for torch ones (`array_library`: "numpy" or "torch", the model's)."""
+    if array_library == "numpy":
+        return np.random.default_rng(seed)
+    import torch
+
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def _like(logits: Any, values: list[float]) -> Any:
+    """`values` as an array of the logits' kind, dtype (and device)."""
+    return np.asarray(values, dtype=logits.dtype) if isinstance(logits, np.ndarray) else logits.new_tensor(values)
+
+
+def apply_repetition_penalty(logits: Any, seen: list[Collection[int] | None], penalties: list[float]) -> None:
     """In place, as transformers does: a seen token's logit is divided by the penalty if positive, else multiplied.
 
-    logits: (B, V) fp32; seen[i]: the token ids row i has seen (prompt and reply so far), None when not tracked.
+    logits: (B, V) fp32 (torch or numpy); seen[i]: the token ids row i has seen (prompt and reply so far), None when
+    not tracked.
     """
     for row, (ids, penalty) in enumerate(zip(seen, penalties, strict=True)):
-        if penalty == 1.0 or ids is None or ids.numel() == 0:
+        if penalty == 1.0 or not ids:
             continue
-        values = logits[row].gather(0, ids)  # (n,)
-        values = torch.where(values > 0, values / penalty, values * penalty)
-        logits[row].scatter_(0, ids, values)
+        ids = sorted(ids)
+        values = logits[row, ids]  # (n,), a copy
+        positive = values > 0
+        values[positive] /= penalty
+        values[~positive] *= penalty
+        logits[row, ids] = values
 
 
 def apply_frequency_presence_penalties(
-    logits: torch.Tensor, counts: list[dict[int, int] | None], params: list[SamplingParams]
+    logits: Any, counts: list[dict[int, int] | None], params: list[SamplingParams]
 ) -> None:
     """In place, as OpenAI defines them: logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty,
     where count[j] is how often token j was generated so far in this reply (the prompt does not count).
 
-    logits: (B, V) fp32; counts[i]: token id -> times generated, for row i (None or empty: nothing to do).
+    logits: (B, V) fp32 (torch or numpy); counts[i]: token id -> times generated, for row i (None or empty: nothing
+    to do).
     """
     for row, (row_counts, p) in enumerate(zip(counts, params, strict=True)):
         if not row_counts or not p.penalises_repeats:
             continue
-        ids = torch.tensor(list(row_counts.keys()), dtype=torch.int64, device=logits.device)  # (n,)
-        times = torch.tensor(list(row_counts.values()), dtype=logits.dtype, device=logits.device)  # (n,)
-        logits[row].index_add_(0, ids, -(times * p.frequency_penalty + p.presence_penalty))
+        ids = list(row_counts.keys())  # distinct
+        times = _like(logits, list(row_counts.values()))  # (n,)
+        logits[row, ids] -= times * p.frequency_penalty + p.presence_penalty
 
 
-def apply_logit_bias(logits: torch.Tensor, params: list[SamplingParams]) -> None:
+def apply_logit_bias(logits: Any, params: list[SamplingParams]) -> None:
     """In place, as OpenAI defines it: logit[j] += logit_bias[j] for every token j a row's params bias.
 
-    logits: (B, V) fp32. Ids past the vocabulary are ignored (the engine's vocabulary may be smaller than a
-    client thinks).
+    logits: (B, V) fp32 (torch or numpy). Ids past the vocabulary are ignored (the engine's vocabulary may be smaller
+    than a client thinks).
     """
     vocab = logits.shape[-1]
     for row, p in enumerate(params):
-        if not p.logit_bias:
-            continue
         pairs = [(token, bias) for token, bias in p.logit_bias.items() if token < vocab]
         if not pairs:
             continue
-        ids = torch.tensor([token for token, _ in pairs], dtype=torch.int64, device=logits.device)  # (n,)
-        biases = torch.tensor([bias for _, bias in pairs], dtype=logits.dtype, device=logits.device)  # (n,)
-        logits[row].index_add_(0, ids, biases)
+        ids = [token for token, _ in pairs]  # distinct (dictionary keys)
+        logits[row, ids] += _like(logits, [bias for _, bias in pairs])
 
 
-def draw_uniform(generators: list[torch.Generator | None]) -> torch.Tensor:
-    """One uniform number in [0, 1) per row, from that row's generator: (B,) fp32."""
+def draw_uniform(generators: list) -> Any:
+    """One uniform number in [0, 1) per row, from that row's torch generator: (B,) fp32."""
+    import torch
+
     return torch.tensor(
         [float(torch.rand((), generator=g)) if g is not None else 0.0 for g in generators], dtype=torch.float32
     )
 
 
-def sample_next_tokens(
-    logits: torch.Tensor, params: list[SamplingParams], generators: list[torch.Generator | None]
-) -> torch.Tensor:
-    """Next token id per row: logits (B, V) fp32 (penalties already applied) -> (B,) int64 on the CPU.
+def _draw_numpy(row: np.ndarray, p: SamplingParams, uniform: float) -> int:
+    """One token from one row of numpy logits (V,) by `kernels.reference.sample`'s inverse-CDF rule: softmax(logits /
+    temperature) sorted by descending probability (ties: lower id first), the top-k kept, then each token whose
+    preceding mass is below top_p of theirs (the first always), renormalised; the first token whose cumulative
+    probability exceeds `uniform`. With top-k (up to CPU_TOP_K_PREFILTER) only the k best are candidates: the
+    renormalised distribution over them is the same."""
+    vocab = row.shape[0]
+    if 0 < p.top_k < min(vocab, CPU_TOP_K_PREFILTER + 1):
+        ids = np.sort(np.argpartition(row, vocab - p.top_k)[vocab - p.top_k :])  # the k best, in id order
+    else:
+        ids = np.arange(vocab)
+    scaled = row[ids].astype(np.float32) / np.float32(p.temperature)
+    probs = np.exp(scaled - scaled.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs, kind="stable")
+    sorted_p = probs[order]
+    if p.top_k > 0:
+        sorted_p[p.top_k :] = 0.0
+    mass_before = np.cumsum(sorted_p) - sorted_p
+    keep = mass_before < np.float32(p.top_p) * sorted_p.sum()
+    keep[0] = True
+    sorted_p = np.where(keep, sorted_p, np.float32(0.0))
+    cdf = np.cumsum(sorted_p)
+    pick = int(np.count_nonzero(cdf <= np.float32(uniform) * cdf[-1]))
+    # a rounding-short cdf could point past the kept tokens; step back to the last kept one
+    pick = min(pick, max(int(np.count_nonzero(sorted_p)), 1) - 1)
+    return int(ids[order[pick]])
+
+
+def _sample_numpy(logits: np.ndarray, params: list[SamplingParams], generators: list) -> np.ndarray:
+    """`sample_next_tokens` for numpy logits: (B, V) -> (B,) int64."""
+    if all(p.is_greedy for p in params):
+        return logits.argmax(axis=-1)
+    return np.array(
+        [
+            int(row.argmax()) if p.is_greedy else _draw_numpy(row, p, float(g.random(dtype=np.float32)))
+            for row, p, g in zip(logits, params, generators, strict=True)
+        ],
+        dtype=np.int64,
+    )
+
+
+def sample_next_tokens(logits: Any, params: list[SamplingParams], generators: list) -> Any:
+    """Next token id per row: logits (B, V) fp32 (penalties already applied) -> (B,) int64 on the CPU (a numpy array
+    for numpy logits, whose generators are numpy's; else a tensor).
 
     On CUDA the parameters go to the device without waiting for it (non-blocking copies); the one sync is reading
     the chosen ids back at the end.
     """
+    if isinstance(logits, np.ndarray):
+        return _sample_numpy(logits, params, generators)
+    import torch
+
+    from kernels import dispatch
+
     batch = logits.shape[0]
     if all(p.is_greedy for p in params):
         return logits.argmax(dim=-1).cpu()  # the common demo case: skip the sort over 49,152 entries

@@ -10,7 +10,9 @@ values are computed once and copied into each new request's slot; only the rest 
 A chat prompt is always prefilled in those two parts, whether its opening was cached or not, so the numbers
 (and a greedy reply) do not depend on what ran before.
 
-Knows token ids and text deltas (through the tokenizer's stream decoder), not chat turns or Django.
+Knows token ids and text deltas (through the tokenizer's stream decoder), not chat turns or Django. Drives either
+model (`native_model.NativeModel`, numpy, or `model.LlamaModel`, PyTorch) through the same methods, and imports
+PyTorch only for the CUDA graphs.
 """
 
 from __future__ import annotations
@@ -22,20 +24,21 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-
-from demo_engine.engine.cuda_graphs import GraphedDecoder, cuda_graphs_enabled
-from demo_engine.engine.model import LlamaModel
 from demo_engine.engine.sampler import (
     SamplingParams,
     apply_frequency_presence_penalties,
     apply_logit_bias,
     apply_repetition_penalty,
+    new_generator,
     sample_next_tokens,
 )
 from demo_engine.engine.tokenizer import ChatTokenizer, StreamDecoder
+
+if TYPE_CHECKING:
+    from demo_engine.engine.model import LlamaModel
+    from demo_engine.engine.native_model import NativeModel
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +118,11 @@ class _Request:
     on_event: Callable[[EngineEvent], None]
     handle: RequestHandle
     decoder: StreamDecoder
-    generator: torch.Generator | None
+    generator: Any  # the request's own random generator (numpy's or torch's, see sampler.new_generator); None if greedy
     submitted_at: float
     slot: int = -1
     generated: list[int] = field(default_factory=list)
-    seen: torch.Tensor | None = None  # unique token ids of prompt and reply, kept only for a repetition penalty
+    seen: set[int] | None = None  # token ids of prompt and reply, kept only for a repetition penalty
     counts: dict[int, int] | None = None  # token id -> times generated, kept only for frequency/presence penalties
     cached_tokens: int = 0  # prompt tokens taken from the shared-prefix cache
     first_token_at: float | None = None
@@ -135,7 +138,13 @@ class Scheduler:
     """Runs requests to completion on one model, batching their decode steps."""
 
     def __init__(
-        self, model: LlamaModel, tokenizer: ChatTokenizer, *, max_batch: int, max_context: int, threads: int = 2
+        self,
+        model: LlamaModel | NativeModel,
+        tokenizer: ChatTokenizer,
+        *,
+        max_batch: int,
+        max_context: int,
+        threads: int = 2,
     ) -> None:
         self.model = model
         # CPU threads of the scheduler thread's operations (PyTorch's OpenMP team). Measured on this 2-core machine,
@@ -150,7 +159,11 @@ class Scheduler:
         self.max_context = max_context
         # On CUDA decode steps replay CUDA graphs (see cuda_graphs), whose padding rows take one more slot of
         # their own, never handed to a request.
-        graphed = model.device.type == "cuda" and cuda_graphs_enabled()
+        graphed = False
+        if model.device_type == "cuda":
+            from demo_engine.engine.cuda_graphs import GraphedDecoder, cuda_graphs_enabled
+
+            graphed = cuda_graphs_enabled()
         self.cache = model.new_cache(max_batch + graphed, max_context)
         self._graphed = (
             GraphedDecoder(model, self.cache, max_batch=max_batch, pad_slot=self.cache.allocate()) if graphed else None
@@ -164,7 +177,7 @@ class Scheduler:
         self._stopping = False
         self._step_lock = threading.Lock()  # one step at a time, whether from the thread or an inline caller
         self._token_times: deque[tuple[float, int]] = deque()  # (time, tokens) of recent steps
-        self._prefixes: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+        self._prefixes: OrderedDict[tuple[int, ...], list[tuple[Any, Any]]] = OrderedDict()  # per layer (k, v)
 
     # --- the caller's side -------------------------------------------------------------------------------
 
@@ -179,13 +192,7 @@ class Scheduler:
             raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.max_context}")
         request_id = next(self._ids)
         handle = RequestHandle(request_id, self)
-        generator = None
-        if not params.is_greedy:
-            generator = torch.Generator()
-            if params.seed is None:
-                generator.seed()
-            else:
-                generator.manual_seed(params.seed)
+        generator = None if params.is_greedy else new_generator(params.seed, self.model.array_library)
         request = _Request(
             request_id=request_id,
             prompt=list(prompt),
@@ -241,10 +248,10 @@ class Scheduler:
     # --- the scheduler thread ----------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        # The intra-op setting is per OS thread under OpenMP. With the native kernels (their own thread pool), PyTorch
-        # stays on one thread: its OpenMP worker spinning after each parallel region beside the pool's threads made a
-        # batch-1 step 3 to 6 times slower on 2 cores (17 tok/s against 73 without the native kernels).
-        torch.set_num_threads(1 if self.model.native is not None else self._threads)
+        # The intra-op setting is per OS thread under OpenMP: the PyTorch model's team runs `threads` threads here. (The
+        # native model has its own pool, sized at load time, and no PyTorch: when PyTorch's OpenMP worker spun beside
+        # the pool's threads, a batch-1 step was 3 to 6 times slower on 2 cores.)
+        self.model.use_threads(self._threads)
         while True:
             with self._wakeup:
                 while not self._stopping and not self._queue and not self._running:
@@ -260,7 +267,7 @@ class Scheduler:
 
     def step(self) -> None:
         """One scheduling round: retire cancelled, admit and prefill, one decode step."""
-        with self._step_lock, torch.inference_mode():
+        with self._step_lock, self.model.inference_mode():
             try:
                 self._retire_cancelled()
                 self._admit()
@@ -306,11 +313,11 @@ class Scheduler:
                     request.cached_tokens = self._prefix_into_slot(request.prompt[:opening], request.slot)
                 starts.append(opening)
             rests = [r.prompt[start:] for r, start in zip(admitted, starts, strict=True)]
-            prompts = [torch.tensor(rest, dtype=torch.int64) for rest in rests]
+            prompts = [self.model.ids(rest) for rest in rests]
             logits = self.model.prefill_many(prompts, self.cache, [r.slot for r in admitted], starts)  # (N, V)
             for request in admitted:
                 if request.params.repetition_penalty != 1.0:
-                    request.seen = torch.unique(torch.tensor(request.prompt, device=logits.device))
+                    request.seen = set(request.prompt)
                 if request.params.penalises_repeats:
                     request.counts = {}
             self._sample_and_emit(admitted, logits)
@@ -336,7 +343,7 @@ class Scheduler:
             self._prefixes.move_to_end(key)
             self.cache.write_prefix(slot, stored)
             return len(prefix)
-        self.model.prefill(torch.tensor(prefix, dtype=torch.int64), self.cache, slot)
+        self.model.prefill(self.model.ids(prefix), self.cache, slot)
         self._prefixes[key] = self.cache.read_prefix(slot, len(prefix))
         if len(self._prefixes) > PREFIX_CACHE_ENTRIES:
             self._prefixes.popitem(last=False)
@@ -350,14 +357,13 @@ class Scheduler:
             rows = [r.generated[-1] for r in batch], [r.slot for r in batch], [r.length - 1 for r in batch]
             self._sample_and_emit(batch, self._graphed.decode(*rows))  # (B, V)
             return
-        device = self.model.device
-        tokens = torch.tensor([r.generated[-1] for r in batch], dtype=torch.int64, device=device)
-        slots = torch.tensor([r.slot for r in batch], dtype=torch.int64, device=device)
-        positions = torch.tensor([r.length - 1 for r in batch], dtype=torch.int64, device=device)
+        tokens = self.model.ids([r.generated[-1] for r in batch])
+        slots = self.model.ids([r.slot for r in batch])
+        positions = self.model.ids([r.length - 1 for r in batch])
         logits = self.model.decode(tokens, self.cache, slots, positions)  # (B, V)
         self._sample_and_emit(batch, logits)
 
-    def _sample_and_emit(self, batch: list[_Request], logits: torch.Tensor) -> None:
+    def _sample_and_emit(self, batch: list[_Request], logits: Any) -> None:
         if any(r.seen is not None for r in batch):
             apply_repetition_penalty(logits, [r.seen for r in batch], [r.params.repetition_penalty for r in batch])
         if any(r.counts for r in batch):
@@ -379,9 +385,7 @@ class Scheduler:
                 continue
             request.generated.append(token)
             if request.seen is not None:
-                request.seen = torch.unique(
-                    torch.cat([request.seen, torch.tensor([token], device=request.seen.device)])
-                )
+                request.seen.add(token)
             if request.counts is not None:
                 request.counts[token] = request.counts.get(token, 0) + 1
             text = request.decoder.push(token)

@@ -123,7 +123,8 @@ def test_fast_path_argmax_agrees_with_reference(engine_fixture, fp32_runs, reque
     for run in fp32_runs:
         cache = model.new_cache(1, len(run["full"]))
         with torch.inference_mode():
-            logits = model.prefill(run["full"], cache, 0, all_logits=True)  # (T, V)
+            # (T, V); numpy on the native path
+            logits = torch.as_tensor(model.prefill(run["full"], cache, 0, all_logits=True))
         matches = logits.argmax(-1) == run["reference"].argmax(-1)
         agree += int(matches.sum())
         total += matches.numel()
@@ -136,10 +137,11 @@ def test_fast_path_decode_matches_its_prefill(fast_engine):
     ids = fast_engine.tokenizer.encode("The quick brown fox jumps over the lazy dog.")
     cache = model.new_cache(2, 64)
     with torch.inference_mode():
-        prefilled = model.prefill(torch.tensor(ids), cache, 0, all_logits=True)  # (T, V)
+        # numpy on the native path, tensors on PyTorch's
+        prefilled = torch.as_tensor(model.prefill(torch.tensor(ids), cache, 0, all_logits=True))  # (T, V)
         model.prefill(torch.tensor(ids[:3]), cache, 1)
         stepped = [
-            model.decode(torch.tensor([ids[p]]), cache, torch.tensor([1]), torch.tensor([p]))[0]
+            torch.as_tensor(model.decode(torch.tensor([ids[p]]), cache, torch.tensor([1]), torch.tensor([p]))[0])
             for p in range(3, len(ids))
         ]
     stepped = torch.stack(stepped)

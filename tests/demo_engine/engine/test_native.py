@@ -1,8 +1,13 @@
 """The native CPU kernels (`ENGINE_NATIVE_CPU`, the default where they build): exact integer maths, a decode step that
-agrees with the prefill, batch invariance, and the backend string. Skipped where they cannot build."""
+agrees with the prefill, batch invariance, the backend string, and no PyTorch in an engine process on this path.
+Skipped where they cannot build. The native path's arrays are numpy's; the tests compare them as tensors."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 
@@ -19,7 +24,7 @@ def _native_or_skip(wanted: str) -> native.NativeCPU:
 
 
 @pytest.fixture(scope="module")
-def ffn_blocks(gguf_path: str) -> torch.Tensor:
+def ffn_blocks(gguf_path: str) -> np.ndarray:
     """A real Q4_1 weight of the model: block 3's gate projection (1536 x 576)."""
     gguf_file = GGUFFile(gguf_path)
     tensor = next(t for t in gguf_file.tensors() if t.name == "blk.3.ffn_gate.weight")
@@ -29,10 +34,8 @@ def ffn_blocks(gguf_path: str) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def native_engine(var_dir):
     """The engine with the native kernels on, if they build here."""
-    engine = Engine.load(max_batch=16, max_context=1024, native_cpu="on")
-    if engine.model.native is None:
-        pytest.skip("native CPU kernels cannot run here")
-    return engine
+    _native_or_skip("on")
+    return Engine.load(max_batch=16, max_context=1024, native_cpu="on")
 
 
 def _int16_exact_rows(rows: int, n_in: int) -> torch.Tensor:
@@ -53,11 +56,11 @@ def test_native_matmul_is_exact_when_activations_are_int16(gguf_path, name, n_in
     lib = _native_or_skip(wanted)
     blocks = q4_1_blocks(next(t for t in GGUFFile(gguf_path).tensors() if t.name == name))
     linear = native.NativeLinear(lib, blocks, n_in)
-    weight = q4_1_dequantize(blocks).double()  # (N, K)
+    weight = torch.from_numpy(q4_1_dequantize(blocks)).double()  # (N, K)
     for rows in (1, 5, 16, 19):
         x = _int16_exact_rows(rows, n_in)
         expected = x.double() @ weight.T
-        got = linear(x).double()
+        got = torch.from_numpy(linear(x.numpy())).double()
         assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
 
 
@@ -67,8 +70,8 @@ def test_native_matmul_error_is_that_of_16_bit_activations(ffn_blocks, wanted):
     input is about 2e-5), where int8 activations were off by about 0.5%."""
     linear = native.NativeLinear(_native_or_skip(wanted), ffn_blocks, 576)
     x = torch.randn(4, 576, generator=torch.Generator().manual_seed(1))
-    expected = x.double() @ q4_1_dequantize(ffn_blocks).double().T
-    assert ((linear(x).double() - expected).norm() / expected.norm()).item() < 1e-4
+    expected = x.double() @ torch.from_numpy(q4_1_dequantize(ffn_blocks)).double().T
+    assert ((torch.from_numpy(linear(x.numpy())).double() - expected).norm() / expected.norm()).item() < 1e-4
 
 
 def test_native_kernels_are_the_default_where_they_build(monkeypatch):
@@ -90,15 +93,9 @@ def test_native_decode_step_matches_its_prefill(native_engine):
     model = native_engine.model
     ids = native_engine.tokenizer.encode("The quick brown fox jumps over the lazy dog, again and again.")
     cache = model.new_cache(2, 64)
-    with torch.inference_mode():
-        prefilled = model.prefill(torch.tensor(ids), cache, 0, all_logits=True)[3:]  # (T - 3, V)
-        model.prefill(torch.tensor(ids[:3]), cache, 1)
-        stepped = torch.stack(
-            [
-                model.decode(torch.tensor([ids[p]]), cache, torch.tensor([1]), torch.tensor([p]))[0]
-                for p in range(3, len(ids))
-            ]
-        )
+    prefilled = torch.from_numpy(model.prefill(ids, cache, 0, all_logits=True)[3:])  # (T - 3, V)
+    model.prefill(ids[:3], cache, 1)
+    stepped = torch.from_numpy(np.stack([model.decode([ids[p]], cache, [1], [p])[0] for p in range(3, len(ids))]))
     assert torch.equal(stepped.argmax(-1), prefilled.argmax(-1))
     top = prefilled.topk(HEAD_REFINE_TOP, dim=-1).indices
     assert (stepped.gather(1, top) - prefilled.gather(1, top)).abs().max().item() <= 0.75
@@ -114,21 +111,13 @@ def test_native_decode_step_is_batch_invariant(native_engine):
     def prefilled_cache():
         cache = model.new_cache(count, 64)
         for slot in range(count):
-            model.prefill(torch.tensor(ids[: 5 + slot]), cache, slot)
+            model.prefill(ids[: 5 + slot], cache, slot)
         return cache
 
-    with torch.inference_mode():
-        together = model.decode(
-            torch.tensor(ids[5 : 5 + count]), prefilled_cache(), torch.arange(count), torch.arange(5, 5 + count)
-        )
-        cache = prefilled_cache()
-        alone = torch.cat(
-            [
-                model.decode(torch.tensor([ids[5 + s]]), cache, torch.tensor([s]), torch.tensor([5 + s]))
-                for s in range(count)
-            ]
-        )
-    assert torch.equal(together, alone)
+    together = model.decode(ids[5 : 5 + count], prefilled_cache(), range(count), range(5, 5 + count))
+    cache = prefilled_cache()
+    alone = np.concatenate([model.decode([ids[5 + s]], cache, [s], [5 + s]) for s in range(count)])
+    assert np.array_equal(together, alone)
 
 
 QUESTIONS_16 = (
@@ -167,16 +156,36 @@ def test_native_head_gives_every_logit_of_the_exact_head(gguf_path, wanted):
     lib = _native_or_skip(wanted)
     tensor = next(t for t in GGUFFile(gguf_path).tensors() if t.name == "token_embd.weight")
     codes, scales = q8_0_unpack(tensor)
-    dense = (codes.double().unflatten(-1, (-1, 32)) * scales.double()[..., None]).flatten(-2)  # (V, dim)
-    natural = codes.clone()
+    dense = torch.from_numpy(codes).double().unflatten(-1, (-1, 32)) * torch.from_numpy(scales).double()[..., None]
+    dense = dense.flatten(-2)  # (V, dim)
+    natural = codes.copy()
     positions = native.pack_q8_0(lib, codes)  # in place
     if positions is not None:
-        assert torch.equal(codes[:, positions], natural)
+        assert np.array_equal(codes[:, positions], natural)
     head = native.NativeHead(lib, codes, scales)
-    assert head.codes.data_ptr() == codes.data_ptr()
+    assert head.codes.ctypes.data == codes.ctypes.data
     for rows in (1, 3, 17):
         x = 3 * torch.randn(rows, codes.shape[1], generator=torch.Generator().manual_seed(rows))
         exact = x.double() @ dense.T  # (rows, V)
-        got = head(x).double()
+        got = torch.from_numpy(head(x.numpy())).double()
         assert (got - exact).abs().max().item() <= 1e-4 * exact.abs().max().item()
         assert torch.equal(got.argmax(-1), exact.argmax(-1))
+
+
+def test_an_engine_on_the_native_path_never_imports_torch(native_engine, var_dir):
+    """Loading the engine on the native path and serving a greedy and a sampled reply with every penalty and a bias
+    leaves PyTorch unimported (about 250 MB of a worker's memory), in a fresh process."""
+    script = (
+        "import sys\n"
+        "from demo_engine.engine import Engine, SamplingParams\n"
+        "engine = Engine.load(max_batch=4, max_context=256, native_cpu='on')\n"
+        "messages = [{'role': 'user', 'content': 'Hi!'}]\n"
+        "engine.generate(messages, SamplingParams(greedy=True, max_new_tokens=4))\n"
+        "engine.start()\n"
+        "engine.generate(messages, SamplingParams(temperature=1.0, seed=1, repetition_penalty=1.2,\n"
+        "    frequency_penalty=0.5, presence_penalty=0.5, logit_bias={5: 1.0}, max_new_tokens=4))\n"
+        "engine.stop()\n"
+        "print(engine.backend, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.split()[-1] == "False", done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from demo_engine.engine.sampler import (
     apply_frequency_presence_penalties,
     apply_logit_bias,
     apply_repetition_penalty,
+    new_generator,
     sample_next_tokens,
 )
 
@@ -61,7 +63,7 @@ def test_top_k_and_top_p_restrict_the_candidates():
 def test_repetition_penalty_follows_transformers():
     """Seen tokens are penalised as transformers does: positive logits divided, negative ones multiplied."""
     logits = torch.tensor([[2.0, -2.0, 1.0, 0.5]])
-    apply_repetition_penalty(logits, [torch.tensor([0, 1])], [2.0])
+    apply_repetition_penalty(logits, [{0, 1}], [2.0])
     assert torch.equal(logits, torch.tensor([[1.0, -4.0, 1.0, 0.5]]))
 
 
@@ -138,3 +140,40 @@ def test_seeded_reply_is_reproducible(fast_engine):
     other, _ = fast_engine.generate(plan.token_ids, SamplingParams(temperature=1.0, seed=99, max_new_tokens=24))
     assert first == second
     assert first != other
+
+
+def test_penalties_and_bias_are_the_same_on_numpy_logits():
+    """The native path's numpy logits get exactly the torch logits' penalties and bias (one code for both)."""
+    torch_logits = torch.randn(2, 64, generator=torch.Generator().manual_seed(3))
+    numpy_logits = torch_logits.numpy().copy()
+    params = [SamplingParams(frequency_penalty=0.7, presence_penalty=-0.3, logit_bias={3: 2.5, 9: -100.0, 99: 1.0}),
+              SamplingParams(presence_penalty=1.1)]  # fmt: skip
+    for logits in (torch_logits, numpy_logits):
+        apply_repetition_penalty(logits, [{0, 5, 7, 60}, None], [1.3, 1.0])
+        apply_frequency_presence_penalties(logits, [{5: 3, 11: 1}, {2: 2}], params)
+        apply_logit_bias(logits, params)
+    assert np.array_equal(torch_logits.numpy(), numpy_logits)
+
+
+def test_numpy_sampling_follows_the_same_rules():
+    """On numpy logits: greedy is the argmax; top-k and top-p restrict the candidates as on torch's; a seed reproduces
+    the draws, whatever the neighbours."""
+    logits = np.random.default_rng(0).standard_normal((3, 100), dtype=np.float32)
+    greedy = sample_next_tokens(logits, [SamplingParams(greedy=True)] * 3, [None] * 3)
+    assert np.array_equal(greedy, logits.argmax(-1))
+    params = [SamplingParams(temperature=1.5, top_k=1, top_p=1.0)] * 3
+    assert np.array_equal(sample_next_tokens(logits, params, [new_generator(s, "numpy") for s in (1, 2, 3)]), greedy)
+    small = np.array([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0]], dtype=np.float32)
+    generator = new_generator(0, "numpy")
+    top_k = {int(sample_next_tokens(small, [SamplingParams(temperature=2.0, top_k=2, top_p=1.0)], [generator])[0])
+             for _ in range(200)}  # fmt: skip
+    assert top_k == {0, 1}
+    top_p = {int(sample_next_tokens(small, [SamplingParams(temperature=1.0, top_k=0, top_p=0.8)], [generator])[0])
+             for _ in range(200)}  # fmt: skip
+    assert top_p == {0, 1}
+    sampled = SamplingParams(temperature=1.0, top_k=50, top_p=0.95, seed=42)
+    alone = [int(sample_next_tokens(logits[:1], [sampled], [g])[0]) for g in [new_generator(5, "numpy")] * 20]
+    again = [int(sample_next_tokens(logits, [sampled] * 3, [g, None, None][:1] + [new_generator(7, "numpy")] * 2)[0])
+             for g in [new_generator(5, "numpy")] * 20]  # fmt: skip
+    assert alone == again
+    assert len(set(alone)) > 1  # it is actually sampling
