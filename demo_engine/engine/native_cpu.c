@@ -491,6 +491,18 @@ static inline __attribute__((always_inline)) void tile_store(__m512 acc[TILE_R][
 }
 #endif
 
+/* acc[r][j] += the group's integer sums s[r][j] times the weights' scales w_scale[j] times row r's activation scales
+ * (the quantized and the head's tiles alike) */
+static inline __attribute__((always_inline)) void tile_scale_group(__m512 acc[TILE_R][TILE_N], __m512i s[TILE_R][TILE_N],
+                                                                   const __m512 w_scale[TILE_N], const QAct *a, int r0,
+                                                                   int nb, int gi) {
+    for (int r = 0; r < TILE_R; r++) {
+        const __m512 dx = _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16);
+        for (int j = 0; j < TILE_N; j++)
+            acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][j]), _mm512_mul_ps(w_scale[j], dx), acc[r][j]);
+    }
+}
+
 static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int n, const QAct *a, int r0, float *y, int ldy,
                                                            int pf) {
     const int k = w->k;
@@ -535,11 +547,7 @@ static inline __attribute__((always_inline)) void dot_tile(const QLinear *w, int
         }
         __m512 dv[TILE_N];
         for (int j = 0; j < TILE_N; j++) dv[j] = group_scales_f16(dw16[j] + j0, G);
-        for (int r = 0; r < TILE_R; r++) {
-            const __m512 dx = _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16);
-            for (int j = 0; j < TILE_N; j++)
-                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][j]), _mm512_mul_ps(dv[j], dx), acc[r][j]);
-        }
+        tile_scale_group(acc, s, dv, a, r0, nb, gi);
         j0 += G;
     }
     /* the minimums' term, as dot_rows */
@@ -785,11 +793,7 @@ static inline __attribute__((always_inline)) void head_tile(const HeadJob *h, in
         }
         __m512 sv[TILE_N];
         for (int j = 0; j < TILE_N; j++) sv[j] = group_scales_f32(ws[j] + j0, G);
-        for (int r = 0; r < TILE_R; r++) {
-            const __m512 dx = _mm512_loadu_ps(a->dx + (size_t)(r0 + r) * nb * 8 + gi * 16);
-            for (int j = 0; j < TILE_N; j++)
-                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][j]), _mm512_mul_ps(sv[j], dx), acc[r][j]);
-        }
+        tile_scale_group(acc, s, sv, a, r0, nb, gi);
         j0 += G;
     }
     tile_store(acc, h->y + (size_t)r0 * h->n + v, h->n);
