@@ -1,13 +1,15 @@
 """Where a native decode step's time goes: a development tool, not part of serving.
 
-    python -m demo_engine.step_profile [--threads N] [--position P] [--reps R] [--batch B ...]
+    python -m demo_engine.step_profile [--threads N] [--position P] [--reps R] [--batch B ...] [--split-rows on off]
 
 Builds a private copy of `engine/native_cpu.c` with `-DNC_PROFILE` (TSC cycles per phase of `nc_decode_step` and
 `nc_head`, summed over the 30 layers), loads the engine on it and runs `model.decode` on B rows at position P, R times.
 Prints, per batch size, the best whole step (`model.decode`: the native blocks, the head and the Python around them)
 and each phase's best over the R steps in ms: on a shared machine whose speed swings, a phase's minimum is steadier than
 any single step's breakdown. Phases: misc (RMSNorm, residual adds), qkv, rope+kv (rotary and the KV cache write),
-attn, quant (activation quantization), out, gate_up (with SiLU), down, head.
+attn, quant (activation quantization), out, gate_up (with SiLU), down, head. A step cut by rows between the threads
+(from 4 rows a thread, see `row_parts` in native_cpu.c) has no phases but `rows` (the layers) and the head;
+`--split-rows on off` times both cuts, step by step alternately.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PHASES = ["misc", "qkv", "rope+kv", "attn", "quant", "out", "gate_up", "down", "head-quant", "head"]
+PHASES = ["misc", "qkv", "rope+kv", "attn", "quant", "out", "gate_up", "down", "head-quant", "head", "rows"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--position", type=int, default=100, help="cache position of every row (its context length)")
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 16])
+    parser.add_argument(
+        "--split-rows", nargs="+", choices=["on", "off"], default=["on"], help="cut big steps by rows (the default)"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -60,19 +65,26 @@ def main(argv: list[str] | None = None) -> None:
         ids = torch.randint(0, model.config.vocab_size, (batch,))
         slots = torch.arange(batch, dtype=torch.int64)
         positions = torch.full((batch,), args.position, dtype=torch.int64)
+        steps: dict[str, list[float]] = {mode: [] for mode in args.split_rows}
+        phases: dict[str, list[list[int]]] = {mode: [] for mode in args.split_rows}
         with torch.inference_mode():
             model.decode(ids, cache, slots, positions)  # first calls
-            steps, phases = [], []
             for _ in range(args.reps):
-                lib.nc_profile(counters)
-                started = time.perf_counter()
-                model.decode(ids, cache, slots, positions)
-                steps.append(time.perf_counter() - started)
-                lib.nc_profile(counters)
-                phases.append(list(counters))
-        best = [min(run[i] for run in phases) / tsc_hz * 1e3 for i in range(len(PHASES))]
-        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in zip(PHASES, best, strict=True) if name != "head-quant")
-        print(f"batch {batch}: step {min(steps) * 1e3:.2f} ms; phases (best of each): {parts}; sum {sum(best):.2f}")
+                for mode in args.split_rows:
+                    lib.nc_set_split_rows(model.native.context, int(mode == "on"))
+                    lib.nc_profile(counters)
+                    started = time.perf_counter()
+                    model.decode(ids, cache, slots, positions)
+                    steps[mode].append(time.perf_counter() - started)
+                    lib.nc_profile(counters)
+                    phases[mode].append(list(counters))
+        lib.nc_set_split_rows(model.native.context, 1)
+        for mode in args.split_rows:
+            best = [min(run[i] for run in phases[mode]) / tsc_hz * 1e3 for i in range(len(PHASES))]
+            shown = [(name, ms) for name, ms in zip(PHASES, best, strict=True) if name != "head-quant" and ms > 0]
+            parts = ", ".join(f"{name} {ms:.2f}" for name, ms in shown)
+            label = f"batch {batch}" + (f", split rows {mode}" if len(args.split_rows) > 1 else "")
+            print(f"{label}: step {min(steps[mode]) * 1e3:.2f} ms; phases (best of each): {parts}; sum {sum(best):.2f}")
 
 
 def _tsc_hz(lib) -> float:

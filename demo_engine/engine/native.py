@@ -114,6 +114,7 @@ class NativeCPU:
         lib.nc_model_free.argtypes = [_PTR]
         lib.nc_decode_step.restype = _INT
         lib.nc_decode_step.argtypes = [_PTR, _PTR, _INT, _PTR, _PTR, _PTR, _PTR, _PTR, _INT, _PTR]
+        lib.nc_set_split_rows.argtypes = [_PTR, _INT]
         lib.nc_isa.restype = ctypes.c_char_p
         self.lib = lib
         self.isa = lib.nc_isa().decode()

@@ -168,16 +168,16 @@ static void pool_free(Pool *p) {
     free(p);
 }
 
-/* Run every item of fn (the caller claims items too); returns when all are done. */
-static void pool_run(Pool *p, nc_job fn, void *ctx) {
-    if (p->nth == 1) {
-        fn(ctx, 0, 1);
+/* Run the `items` items of fn (the caller claims items too); returns when all are done. */
+static void pool_run_items(Pool *p, nc_job fn, void *ctx, int items) {
+    if (p->nth == 1 || items == 1) {
+        for (int i = 0; i < items; i++) fn(ctx, i, items);
         return;
     }
     const uint32_t gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_relaxed) >> 32) + 1;
     p->fn = fn; /* the state is CLOSED: no thread can claim until the release below */
     p->ctx = ctx;
-    p->items = ITEMS_PER_THREAD * p->nth;
+    p->items = items;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
     atomic_store_explicit(&p->state, (uint64_t)gen << 32, memory_order_release);
@@ -189,6 +189,15 @@ static void pool_run(Pool *p, nc_job fn, void *ctx) {
         if (spins % 256 == 0) sched_yield(); /* the thread with the last item may be waiting for this core */
     }
     atomic_store_explicit(&p->state, ((uint64_t)gen << 32) | CLOSED, memory_order_release);
+}
+
+/* Run fn as ITEMS_PER_THREAD items a thread (a single item, 0 of 1, on one thread). */
+static void pool_run(Pool *p, nc_job fn, void *ctx) {
+    if (p->nth == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pool_run_items(p, fn, ctx, ITEMS_PER_THREAD * p->nth);
 }
 
 /* --- quantized weights and activations -------------------------------------------------------------------------- */
@@ -663,13 +672,18 @@ static void gemm_job(void *ctx, int ith, int nth) {
 
 typedef struct {
     Pool *pool;
+    int split_rows; /* decode steps of enough rows cut by rows, not by outputs (row_parts) */
 } Context;
 
 void *nc_context_new(int threads) {
     Context *c = (Context *)calloc(1, sizeof(Context));
     c->pool = pool_new(threads);
+    c->split_rows = 1;
     return c;
 }
+
+/* 1: a step of enough rows is cut by rows between the threads (the default); 0: always by outputs (to compare). */
+void nc_set_split_rows(void *ctx, int on) { ((Context *)ctx)->split_rows = on; }
 
 void nc_context_free(void *ctx) {
     Context *c = (Context *)ctx;
@@ -1061,6 +1075,27 @@ static void job_down(void *ctx, int ith, int nth) {
     gemm_range(w, &md->a_ffn, md->h, w->n, n0, n1);
 }
 
+/* act[b, j0..j1] = silu(gate) * up of row b (and, AVX2, their blocks quantized into a_ffn) */
+static void silu_mul(Model *md, int b, int j0, int j1) {
+    const int ffn = md->ffn;
+    const float *g = md->gu + (size_t)b * 2 * ffn;
+    float *act = md->act + (size_t)b * ffn;
+    int j = j0;
+#if NC_AVX512
+    for (; j + 16 <= j1; j += 16) {
+        __m512 gv = _mm512_loadu_ps(g + j);
+        __m512 sig = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+        _mm512_storeu_ps(act + j, _mm512_mul_ps(sig, _mm512_loadu_ps(g + ffn + j)));
+    }
+#endif
+    for (; j < j1; j++) act[j] = g[j] / (1.0f + expf(-g[j])) * g[ffn + j];
+#if !NC_AVX512
+    /* quantize the blocks j0..j1 of this row in place in a_ffn (the AVX-512 layout's groups span the threads'
+     * ranges: quantized after the job) */
+    for (int blk = j0 / QK; blk < j1 / QK; blk++) quantize_block(act + blk * QK, &md->a_ffn, (size_t)b, blk);
+#endif
+}
+
 /* gate rows j and up rows ffn + j together, then silu(gate) * up and its quantization, for whole pairs of blocks */
 static void job_gate_up(void *ctx, int ith, int nth) {
     StepJob *s = (StepJob *)ctx;
@@ -1072,24 +1107,7 @@ static void job_gate_up(void *ctx, int ith, int nth) {
     if (j0 >= j1) return;
     gemm_range(w, &md->a_dim, md->gu, w->n, j0, j1);
     gemm_range(w, &md->a_dim, md->gu, w->n, ffn + j0, ffn + j1);
-    for (int b = 0; b < s->batch; b++) {
-        const float *g = md->gu + (size_t)b * 2 * ffn;
-        float *act = md->act + (size_t)b * ffn;
-        int j = j0;
-#if NC_AVX512
-        for (; j + 16 <= j1; j += 16) {
-            __m512 gv = _mm512_loadu_ps(g + j);
-            __m512 sig = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
-            _mm512_storeu_ps(act + j, _mm512_mul_ps(sig, _mm512_loadu_ps(g + ffn + j)));
-        }
-#endif
-        for (; j < j1; j++) act[j] = g[j] / (1.0f + expf(-g[j])) * g[ffn + j];
-#if !NC_AVX512
-        /* quantize the blocks j0..j1 of this row in place in a_ffn (the AVX-512 layout's groups span the threads'
-         * ranges: quantized after the job) */
-        for (int blk = j0 / QK; blk < j1 / QK; blk++) quantize_block(act + blk * QK, &md->a_ffn, (size_t)b, blk);
-#endif
-    }
+    for (int b = 0; b < s->batch; b++) silu_mul(md, b, j0, j1);
 }
 
 #if NC_AVX512
@@ -1168,9 +1186,17 @@ static void attend_d64(const float *q, int G, const uint16_t *kb, const uint16_t
 }
 #endif
 
-/* attention of each (sequence, query head) over its cached positions 0..pos */
-static void job_attention(void *ctx, int ith, int nth) {
-    StepJob *s = (StepJob *)ctx;
+/* Attention is cut into tasks of one row each: a KV head's query heads together (AVX-512, head_dim 64, at most 4
+ * query heads a KV head), else one query head. */
+static inline int attention_tasks_per_row(const Model *md) {
+#if NC_AVX512
+    if (md->head_dim == 64 && md->n_heads / md->n_kv <= 4) return md->n_kv;
+#endif
+    return md->n_heads;
+}
+
+/* attention task `task` of the step: row task / attention_tasks_per_row over its cached positions 0..pos */
+static void attention_task(const StepJob *s, int task) {
     Model *md = s->md;
     const int D = md->head_dim, H = md->n_heads, G = md->n_heads / md->n_kv;
     const int nqkv = (md->n_heads + 2 * md->n_kv) * D;
@@ -1179,17 +1205,15 @@ static void job_attention(void *ctx, int ith, int nth) {
     const uint16_t *kc = s->k_cache[s->layer], *vc = s->v_cache[s->layer];
 #if NC_AVX512
     if (D == 64 && G <= 4) {
-        for (int task = ith; task < s->batch * md->n_kv; task += nth) {
-            int b = task / md->n_kv, g = task % md->n_kv;
-            size_t base = (size_t)s->slots[b] * slot_stride + g * head_stride;
-            attend_d64(md->qkvo + (size_t)b * nqkv + g * G * D, G, kc + base, vc + base, (int)s->positions[b] + 1,
-                       scale, md->scores + ((size_t)b * H + g * G) * s->max_len, (size_t)s->max_len,
-                       md->attn + (size_t)b * H * D + g * G * D);
-        }
+        int b = task / md->n_kv, g = task % md->n_kv;
+        size_t base = (size_t)s->slots[b] * slot_stride + g * head_stride;
+        attend_d64(md->qkvo + (size_t)b * nqkv + g * G * D, G, kc + base, vc + base, (int)s->positions[b] + 1,
+                   scale, md->scores + ((size_t)b * H + g * G) * s->max_len, (size_t)s->max_len,
+                   md->attn + (size_t)b * H * D + g * G * D);
         return;
     }
 #endif
-    for (int task = ith; task < s->batch * H; task += nth) {
+    {
         int b = task / H, h = task % H, g = h / G;
         int len = (int)s->positions[b] + 1;
         const float *q = md->qkvo + (size_t)b * nqkv + h * D;
@@ -1211,6 +1235,11 @@ static void job_attention(void *ctx, int ith, int nth) {
         float inv = 1.0f / sum;
         for (int t = 0; t < len; t++) axpy_bf16(sc[t] * inv, vb + (size_t)t * D, o, D);
     }
+}
+
+static void job_attention(void *ctx, int ith, int nth) {
+    const StepJob *s = (const StepJob *)ctx;
+    for (int task = ith; task < s->batch * attention_tasks_per_row(s->md); task += nth) attention_task(s, task);
 }
 
 static void rotate_half(float *x, const float *c, const float *sn, int D) {
@@ -1294,6 +1323,92 @@ static void for_rows(Context *c, StepJob *s, float *resid, float *out, int kind)
         for (int b = 0; b < s->batch; b++) row_work(&rj, b);
 }
 
+/* Rows r0..r1 of a QAct, as a QAct of their own */
+static QAct qact_rows(const QAct *a, int r0, int r1) {
+    const size_t r = (size_t)r0, nb = (size_t)(a->k / QK);
+    return (QAct){a->qs + r * a->k, a->dx + r * nb * 8, a->sa + r * nb, r1 - r0, a->k};
+}
+
+/* Layer s->layer for rows r0..r1 alone, on the calling thread: the same kernels on the same rows as the pooled
+ * layer (a row's results do not depend on its chunk), with no thread waiting for another between them. Valid when no
+ * sequence has rows both inside and outside r0..r1 (their attention would need the others' keys). */
+static void layer_rows(StepJob *s, int r0, int r1, float *resid, float *out) {
+    Model *md = s->md;
+    const int l = s->layer;
+    const QAct ad = qact_rows(&md->a_dim, r0, r1), af = qact_rows(&md->a_ffn, r0, r1);
+    const QLinear *qkv = &md->qkv[l], *o = &md->out[l], *gu = &md->gate_up[l], *dn = &md->down[l];
+    RowJob rj = {s, resid, out, ROW_ROPE_KV};
+    gemm_range(qkv, &ad, md->qkvo + (size_t)r0 * qkv->n, qkv->n, 0, qkv->n);
+    for (int b = r0; b < r1; b++) row_work(&rj, b);
+    const int per_row = attention_tasks_per_row(md);
+    for (int task = r0 * per_row; task < r1 * per_row; task++) attention_task(s, task);
+    rj.kind = ROW_QUANT_ATTN;
+    for (int b = r0; b < r1; b++) row_work(&rj, b);
+    gemm_range(o, &ad, md->h + (size_t)r0 * o->n, o->n, 0, o->n);
+    rj.kind = ROW_POST_OUT;
+    for (int b = r0; b < r1; b++) row_work(&rj, b);
+    gemm_range(gu, &ad, md->gu + (size_t)r0 * gu->n, gu->n, 0, gu->n);
+    for (int b = r0; b < r1; b++) silu_mul(md, b, 0, md->ffn);
+#if NC_AVX512
+    rj.kind = ROW_QUANT_ACT;
+    for (int b = r0; b < r1; b++) row_work(&rj, b);
+#endif
+    gemm_range(dn, &af, md->h + (size_t)r0 * dn->n, dn->n, 0, dn->n);
+    rj.kind = ROW_POST_DOWN;
+    for (int b = r0; b < r1; b++) row_work(&rj, b);
+}
+
+/* A step cut by rows: item i runs every layer for its part of the rows (bounds[i]..bounds[i + 1]). */
+typedef struct {
+    const StepJob *s;
+    const int *bounds;
+    float *resid, *out;
+} RowSplit;
+
+static void job_row_split(void *ctx, int item, int items) {
+    (void)items;
+    const RowSplit *rs = (const RowSplit *)ctx;
+    StepJob s = *rs->s;
+    for (int l = 0; l < s.md->n_layers; l++) {
+        s.layer = l;
+        layer_rows(&s, rs->bounds[item], rs->bounds[item + 1], rs->resid, rs->out);
+    }
+}
+
+/* Below this many rows a thread, a step's matmuls are cut by outputs (every thread reads a part of the weights, and
+ * they wait for each other after each matmul); from it on, by rows. */
+#define SPLIT_ROWS_MIN 4
+
+/* Cut `batch` rows into parts (bounds[0] = 0 < ... < bounds[parts] = batch), one a thread, with no sequence in two
+ * parts: a cut goes only between rows whose slots' spans do not cross it (a prompt's rows are together), as near the
+ * even cut as that allows. Returns the number of parts; 1 when the rows cannot be cut evenly enough. */
+static int row_parts(const int64_t *slots, int batch, int nth, int *bounds) {
+    if (nth < 2 || batch < SPLIT_ROWS_MIN * nth || batch > 64) return 1;
+    /* crossed[c]: a sequence has rows both before and after a cut before row c */
+    int crossed[65] = {0};
+    for (int a = 0; a < batch; a++) {
+        int last = a;
+        for (int b = a + 1; b < batch; b++)
+            if (slots[b] == slots[a]) last = b;
+        for (int c = a + 1; c <= last; c++) crossed[c] = 1;
+    }
+    bounds[0] = 0;
+    const int most = (batch * 5 + 4 * nth - 1) / (4 * nth); /* a part at most 1.25 times an even share */
+    for (int i = 1; i < nth; i++) {
+        const int even = (int)((int64_t)batch * i / nth);
+        int cut = -1;
+        for (int d = 0; d <= batch && cut < 0; d++) {
+            if (even - d > bounds[i - 1] && !crossed[even - d]) cut = even - d;
+            else if (even + d < batch && !crossed[even + d]) cut = even + d;
+        }
+        if (cut < 0 || cut - bounds[i - 1] > most || cut - bounds[i - 1] < SPLIT_ROWS_MIN) return 1;
+        bounds[i] = cut;
+    }
+    bounds[nth] = batch;
+    if (batch - bounds[nth - 1] > most || batch - bounds[nth - 1] < SPLIT_ROWS_MIN) return 1;
+    return nth;
+}
+
 /* One decode step for `batch` sequences. resid (batch, dim) f32: the token embeddings in, overwritten by the residual
  * stream; out (batch, dim): the final RMSNorm of it. k_cache[l], v_cache[l]: bf16 (num_slots, n_kv, max_len, D).
  * Returns 0, or -1 when batch exceeds the model's max_batch. */
@@ -1321,6 +1436,14 @@ int nc_decode_step(void *ctx, void *model, int batch, float *resid, const int64_
     PROF_T0;
     for (int b = 0; b < batch; b++) rms_norm(resid + (size_t)b * dim, md->attn_norm[0], dim, md->eps, md->xn + (size_t)b * dim);
     quantize_rows(md->xn, batch, dim, &md->a_dim);
+    int bounds[MAX_THREADS + 1];
+    const int parts = c->split_rows ? row_parts(slots, batch, c->pool->nth, bounds) : 1;
+    if (parts > 1) {
+        RowSplit rs = {&job, bounds, resid, out};
+        pool_run_items(c->pool, job_row_split, &rs, parts);
+        PROF(10);
+        return 0;
+    }
     for (int l = 0; l < md->n_layers; l++) {
         job.layer = l;
         PROF(0);

@@ -120,6 +120,39 @@ def test_native_decode_step_is_batch_invariant(native_engine):
     assert np.array_equal(together, alone)
 
 
+def test_native_steps_cut_by_rows_equal_steps_cut_by_outputs(var_dir):
+    """On 2 threads a step of 8 rows or more is cut by rows (each thread runs every layer for its rows, with no wait
+    between the matmuls): the logits and the KV cache are exactly those of the same steps cut by outputs, for 16
+    decode rows and for prompts prefilled together whose rows an even cut would part (a prompt's rows stay on one
+    thread, or its later rows would attend to keys not written yet)."""
+    _native_or_skip("on")
+    engine = Engine.load(max_batch=16, max_context=256, threads=2, native_cpu="on")
+    model, lib = engine.model, engine.model.native
+    assert lib.threads == 2
+    ids = engine.tokenizer.encode("The quick brown fox jumps over the lazy dog, again and again, " * 3)
+    # 33, then 42 rows: the even cuts (16, 21) fall inside a prompt, so the rows are cut where a prompt ends (20)
+    prompts = [ids[:20], ids[:3], ids[:10], ids[:9]]
+
+    def run(split: bool):
+        lib.lib.nc_set_split_rows(lib.context, int(split))
+        try:
+            cache = model.new_cache(16, 64)
+            first = model.prefill_many([prompts[0], prompts[1], prompts[2]], cache, [0, 1, 2], [0, 0, 0])
+            more = model.prefill_many(prompts, cache, [3, 4, 5, 6], [0, 0, 0, 0])
+            for slot in range(7, 16):
+                model.prefill(ids[: 4 + slot], cache, slot)
+            lengths = [20, 3, 10, 20, 3, 10, 9] + [4 + slot for slot in range(7, 16)]
+            tokens = [ids[length] for length in lengths]
+            decoded = model.decode(tokens, cache, range(16), lengths)
+            return [first, more, decoded], [np.array(cache.layer(layer)[0]) for layer in (0, 29)]
+        finally:
+            lib.lib.nc_set_split_rows(lib.context, 1)
+
+    (by_rows, cache_rows), (by_outputs, cache_outputs) = run(True), run(False)
+    for a, b in zip(by_rows + cache_rows, by_outputs + cache_outputs, strict=True):
+        assert np.array_equal(a, b)
+
+
 QUESTIONS_16 = (
     "Hi!", "Name three colours.", "What is 2 + 2?", "Écris une phrase sur Paris.", "What is WAIC?",
     "Tell me a joke.", "What is the capital of Japan?", "Write a haiku about rain.", "Why is the sky blue?",
