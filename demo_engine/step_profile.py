@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     counters = (ctypes.c_uint64 * 16)()
     print(f"{engine.backend}, {args.threads} thread(s), position {args.position}, best of {args.reps}", end="")
     print(f"; TSC {tsc_hz / 1e9:.3f} GHz")
+    ceiling = _vnni_ceiling(lib, tsc_hz)
     for batch in args.batch:
         ids = torch.randint(0, model.config.vocab_size, (batch,))
         slots = torch.arange(batch, dtype=torch.int64)
@@ -85,6 +86,30 @@ def main(argv: list[str] | None = None) -> None:
             parts = ", ".join(f"{name} {ms:.2f}" for name, ms in shown)
             label = f"batch {batch}" + (f", split rows {mode}" if len(args.split_rows) > 1 else "")
             print(f"{label}: step {min(steps[mode]) * 1e3:.2f} ms; phases (best of each): {parts}; sum {sum(best):.2f}")
+        if ceiling:
+            floor_ms = _int16_instructions(model.config, batch) * ceiling / args.threads * 1e3
+            print(
+                f"  its int16 products alone, at vpdpwssd's own rate ({1e-9 / ceiling:.2f} a ns a thread, measured now): "
+                f"{floor_ms:.2f} ms on {args.threads} thread(s)"
+            )
+
+
+def _vnni_ceiling(lib, tsc_hz: float) -> float:
+    """Seconds a vpdpwssd (AVX-512: 32 int16 products) takes on one thread in a loop of nothing else, best of 5; 0.0
+    without AVX-512."""
+    lib.nc_vnni_cycles.restype = ctypes.c_uint64
+    lib.nc_vnni_cycles.argtypes = [ctypes.c_int64]
+    rounds = 2_000_000
+    cycles = min(lib.nc_vnni_cycles(rounds) for _ in range(5))
+    return cycles / tsc_hz / (12 * rounds)
+
+
+def _int16_instructions(config, batch: int) -> float:
+    """The vpdpwssd instructions of one decode step of `batch` rows: the four matmuls of every layer and the head."""
+    dim, ffn = config.dim, config.ffn_dim
+    qkv = (config.n_heads + 2 * config.n_kv_heads) * config.head_dim
+    per_layer = qkv * dim + dim * config.n_heads * config.head_dim + 2 * ffn * dim + dim * ffn
+    return batch * (config.n_layers * per_layer + config.vocab_size * dim) / 32
 
 
 def _tsc_hz(lib) -> float:
