@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         if ceiling:
             floor_ms = _int16_instructions(model.config, batch) * ceiling / args.threads * 1e3
             print(
-                f"  its int16 products alone, at vpdpwssd's own rate ({1e-9 / ceiling:.2f} a ns a thread, measured now): "
-                f"{floor_ms:.2f} ms on {args.threads} thread(s)"
+                f"  its int16 products alone, at vpdpwssd's own rate ({1e-9 / ceiling:.2f} a ns a thread, "
+                f"measured now): {floor_ms:.2f} ms on {args.threads} thread(s)"
             )
 
 
