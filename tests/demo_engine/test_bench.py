@@ -107,3 +107,22 @@ def test_the_batch1_duel_alternates_who_goes_first_and_compares_like_with_like()
     assert figures["ratio_batch1_vs_llama_cpp_interleaved_median_pair"] == 2.0  # of 2.0, 2.5, 2.0
     assert figures["duel_llama_cpp_decode_tok_s_batch1"] == 60.0
     assert bench.duel_figures({"ours": [], "llama_cpp": []})["ratio_batch1_vs_llama_cpp_interleaved"] is None
+
+
+def test_aggregates_are_rounds_of_every_level_in_turn_and_the_best_round_counts():
+    """Each round runs 1, 4, 8 and 16 concurrent in turn (a slow minute hits every level); the best round of each
+    level counts, and the median of the rounds' own 16-over-1 ratios differs from the ratio of the bests."""
+    calls, rates = [], iter([100, 200, 300, 400, 50, 150, 250, 450, 80, 160, 240, 240])
+
+    def aggregate(concurrency):
+        calls.append(concurrency)
+        return float(next(rates))
+
+    figures = bench.aggregate_rounds(aggregate, runs=3)
+    assert calls == [1, 4, 8, 16] * 3
+    assert figures["aggregate_tok_s_1"] == 100.0 and figures["aggregate_tok_s_16"] == 450.0
+    assert figures["aggregate_tok_s_16_runs"] == [400.0, 450.0, 240.0]
+    assert figures["ratio_16_over_1_median_round"] == 4.0  # rounds: 4.0, 9.0, 3.0
+    summary = bench.summarize(figures | {"decode_tok_s_batch1": 100.0, "threads": 2}, {}, {}, {})
+    assert summary["ratio_16_concurrent_vs_own_batch1"] == 4.5
+    assert summary["ratio_16_concurrent_vs_own_batch1_median_round"] == 4.0
