@@ -163,6 +163,9 @@ class LlamaModel:
     """SmolLM2's forward pass. `prefill` one prompt into a cache slot; `decode` one token for many slots."""
 
     array_library = "torch"
+    # A prompt is prefilled whole (None): PyTorch's kernels (its int4 matmul, SDPA over the prompt) are not known to
+    # round a row alike in forwards of other lengths, so a chunked prompt might not get a whole one's logits.
+    prefill_chunk: int | None = None
 
     def __init__(self, config: LlamaConfig, mode: str, device: str = "cpu") -> None:
         if mode not in ("fp32", "int4", "q4_1", "bf16"):

@@ -68,6 +68,9 @@ class NativeModel:
     mode = "int4"
     device_type = "cpu"
     array_library = "numpy"
+    # Prompt tokens a scheduler step prefills of one prompt at a time (two native steps of 64 rows): a row's numbers do
+    # not depend on its step, so a chunked prompt gets exactly the logits of a whole one.
+    prefill_chunk = 128
 
     def __init__(
         self,

@@ -135,3 +135,48 @@ def test_a_prompt_without_an_opening_turn_is_prefilled_whole(fast_engine):
     """Raw token ids (no ChatML turn) bypass the prefix cache."""
     _, stats = fast_engine.generate([5, 6, 7, 8], _greedy(2))
     assert stats.cached_prompt_tokens == 0
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_between_the_running_replies_steps(fast_engine):
+    """A 600-token prompt that arrives while another reply decodes is prefilled one chunk (at most 128 tokens) a step
+    beside that reply's decode rows, so the running reply keeps getting a token every step instead of waiting for the
+    whole prefill; both replies are token for token what each gets alone (a chunk's rows get the numbers they get
+    in a whole prompt)."""
+    scheduler, model = fast_engine.scheduler, fast_engine.model
+    if not model.prefill_chunk:
+        pytest.skip("this model prefills a prompt whole (the PyTorch fallback)")
+    story = "At the booth, a robot explains how chips are cooled and why memory bandwidth matters. " * 36
+    long_ids = fast_engine.render_chat([{"role": "user", "content": story}], max_new_tokens=8).token_ids
+    short_ids = fast_engine.render_chat([{"role": "user", "content": "Name three colours."}], max_new_tokens=40)
+    assert len(long_ids) > 600
+    alone = [fast_engine.generate(ids, _greedy(n))[0] for ids, n in ((short_ids.token_ids, 40), (long_ids, 8))]
+
+    steps = []  # per step: prefill rows, decode rows
+    prefill_many, decode = model.prefill_many, model.decode
+
+    def counting_prefill(prompts, *args, **kwargs):
+        steps[-1][0] += sum(len(p) for p in prompts)
+        return prefill_many(prompts, *args, **kwargs)
+
+    def counting_decode(token_ids, *args, **kwargs):
+        steps[-1][1] += len(token_ids)
+        return decode(token_ids, *args, **kwargs)
+
+    texts = [[], []]
+    model.prefill_many, model.decode = counting_prefill, counting_decode
+    try:
+        short = scheduler.submit(short_ids.token_ids, _greedy(40), lambda event: texts[0].append(event.text))
+        for _ in range(3):  # the short reply is prefilled and decoding
+            steps.append([0, 0])
+            scheduler.step()
+        long = scheduler.submit(long_ids, _greedy(8), lambda event: texts[1].append(event.text))
+        while not (short.done and long.done):
+            steps.append([0, 0])
+            scheduler.step()
+    finally:
+        model.prefill_many, model.decode = prefill_many, decode
+    during = [prefill for prefill, decoded in steps[3:] if prefill and decoded]
+    assert len(during) >= 4 and max(during) <= 128  # the long prompt in chunks, each beside a decode step
+    assert all(decoded for _prefill, decoded in steps[:20])  # the short reply never waited a step
+    assert ["".join(t) for t in texts] == alone
+    assert long.wait(1).stats.prompt_tokens == len(long_ids)
