@@ -2,8 +2,9 @@
 
 Each step: retire cancelled requests (freeing their cache slots), admit queued ones (a slot each), prefill the
 admitted prompts (one forward for the next chunk of each, which also yields the first token of those it completes),
-then one batched decode forward for all requests past their prompt, then sampling and events. A request's output does not depend on its neighbours: rows are independent
-through every matmul, attention runs per request, and each request samples from its own seeded generator.
+then one batched decode forward for all requests past their prompt, then sampling and events. A request's output
+does not depend on its neighbours: rows are independent through every matmul, attention runs per request, and each
+request samples from its own seeded generator.
 
 A prompt is prefilled in chunks of `model.prefill_chunk` tokens (on the native path; PyTorch's models take a prompt
 whole), cut at fixed places from its start, so its numbers do not depend on what else runs: while other replies decode,
