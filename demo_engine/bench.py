@@ -10,8 +10,9 @@ end-of-text, on the same number of CPU threads (the engine's: `--threads`, defau
 - ours, all through the engine's scheduler thread (the serving path): decode tokens/s at batch 1 (time after the first
   token, best of `--runs`); aggregate tokens/s with 1, 4, 8 and 16 concurrent requests (end to end, best of `--runs`
   rounds of the four levels in turn, with the median round's 16-over-1 ratio beside the bests'); prefill tokens/s
-  of a 512-token prompt; peak RSS; and, in yet another process, the time from start to the first token; the same
-  figures again (unless `--skip-variants`) for PyTorch's int4 kernel instead of the native ones
+  of a 512-token prompt; how long a 1,536-token prompt that arrives while a reply streams holds that reply's next
+  token up, and its own time to first token; peak RSS; and, in yet another process, the time from start to the first
+  token; the same figures again (unless `--skip-variants`) for PyTorch's int4 kernel instead of the native ones
   (`ENGINE_NATIVE_CPU=off`, keys `torch_…`), and for what an AVX2-only machine runs, the native AVX2 build
   (`ENGINE_NATIVE_CPU=avx2`, keys `avx2_…`) against PyTorch's int4 kernel (keys `torch_avx2_…`), both with
   PyTorch's and oneDNN's kernels held to AVX2 (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`);
@@ -119,6 +120,22 @@ class OursSession:
         finals = [handle.wait() for handle in handles]
         return finals, time.perf_counter() - started
 
+    def stall(self, prompt_tokens: int = 1536) -> tuple[float, float]:
+        """A reply streams; after its 10th token a prompt of `prompt_tokens` tokens arrives. Returns (the reply's
+        longest wait between two tokens, the long prompt's time to first token), in seconds: how long one visitor's
+        prefill holds up the others' replies."""
+        from demo_engine.engine import SamplingParams
+
+        stamps: list[float] = []
+        params = SamplingParams(greedy=True, repetition_penalty=1.0, max_new_tokens=120, ignore_eos=True)
+        streaming = self.engine.submit(self.chat, params, lambda event: stamps.append(time.perf_counter()))
+        while len(stamps) < 10 and not streaming.done:
+            time.sleep(0.002)
+        long_prompt = (self.long_prompt * (prompt_tokens // len(self.long_prompt) + 1))[:prompt_tokens]
+        final = self.engine.submit(long_prompt, SamplingParams(greedy=True, max_new_tokens=1), lambda e: None).wait()
+        streaming.wait()
+        return max(b - a for a, b in zip(stamps, stamps[1:], strict=False)), final.stats.ttft_s or 0.0
+
     def decode_rate(self, tokens: int) -> float:
         """One chat request's decode tokens/s (after its first token)."""
         return self.run(self.chat, tokens, 1)[0][0].stats.decode_tokens_per_s or 0.0
@@ -147,6 +164,11 @@ def bench_ours(tokens: int, runs: int, threads: int | None, native_cpu: str | No
         # A 512-token prompt (no chat turn, so no cached prefix): its time to first token is its prefill.
         ttfts = [session.run(session.long_prompt, 1, 1)[0][0].stats.ttft_s for _ in range(2)]
         figures["prefill_tok_s_512"] = 512 / min(ttfts)
+        # A 1,536-token prompt arriving while a reply streams: the reply's longest wait for a token, and the prompt's
+        # own first token (median of 3).
+        stalls = sorted(session.stall() for _ in range(3))
+        figures["stream_longest_gap_ms_during_1536_prefill"] = stalls[1][0] * 1e3
+        figures["ttft_s_1536_prompt_during_a_reply"] = stalls[1][1]
     finally:
         session.close()
     figures["peak_rss_mb"] = _peak_rss_mb()
@@ -262,6 +284,22 @@ class LlamaCppSession:
             if len(stamps) == n:
                 break
         return started, stamps
+
+    def stall(self, prompt_tokens: int = 1536) -> tuple[float, float]:
+        """A reply streams; after its 10th token a prompt of `prompt_tokens` tokens arrives. Returns (the reply's
+        longest wait between two tokens, the long prompt's time to first token), in seconds: how long one visitor's
+        prefill holds up the others' replies."""
+        from demo_engine.engine import SamplingParams
+
+        stamps: list[float] = []
+        params = SamplingParams(greedy=True, repetition_penalty=1.0, max_new_tokens=120, ignore_eos=True)
+        streaming = self.engine.submit(self.chat, params, lambda event: stamps.append(time.perf_counter()))
+        while len(stamps) < 10 and not streaming.done:
+            time.sleep(0.002)
+        long_prompt = (self.long_prompt * (prompt_tokens // len(self.long_prompt) + 1))[:prompt_tokens]
+        final = self.engine.submit(long_prompt, SamplingParams(greedy=True, max_new_tokens=1), lambda e: None).wait()
+        streaming.wait()
+        return max(b - a for a, b in zip(stamps, stamps[1:], strict=False)), final.stats.ttft_s or 0.0
 
     def decode_rate(self, tokens: int) -> float:
         return _decode_rate(self.run(self.chat, tokens)[1])

@@ -120,13 +120,14 @@ def test_native_decode_step_is_batch_invariant(native_engine):
     assert np.array_equal(together, alone)
 
 
-def test_native_steps_cut_by_rows_equal_steps_cut_by_outputs(var_dir):
+@pytest.mark.parametrize("wanted", ["on", "avx2"])
+def test_native_steps_cut_by_rows_equal_steps_cut_by_outputs(var_dir, wanted):
     """On 2 threads a step of 8 rows or more is cut by rows (each thread runs every layer for its rows, with no wait
     between the matmuls): the logits and the KV cache are exactly those of the same steps cut by outputs, for 16
     decode rows and for prompts prefilled together whose rows an even cut would part (a prompt's rows stay on one
     thread, or its later rows would attend to keys not written yet)."""
-    _native_or_skip("on")
-    engine = Engine.load(max_batch=16, max_context=256, threads=2, native_cpu="on")
+    _native_or_skip(wanted)
+    engine = Engine.load(max_batch=16, max_context=256, threads=2, native_cpu=wanted)
     model, lib = engine.model, engine.model.native
     assert lib.threads == 2
     ids = engine.tokenizer.encode("The quick brown fox jumps over the lazy dog, again and again, " * 3)
