@@ -180,3 +180,53 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_the_running_replies_steps(
     assert all(decoded for _prefill, decoded in steps[:20])  # the short reply never waited a step
     assert ["".join(t) for t in texts] == alone
     assert long.wait(1).stats.prompt_tokens == len(long_ids)
+
+
+def test_a_prompt_cancelled_between_its_chunks_ends_cancelled_and_frees_its_slot(fast_engine):
+    """A long prompt cancelled after its first chunk, while another reply decodes, is prefilled no further, ends
+    "cancelled" with no token, and frees its slot; the other reply is untouched."""
+    scheduler, model = fast_engine.scheduler, fast_engine.model
+    if not model.prefill_chunk:
+        pytest.skip("this model prefills a prompt whole (the PyTorch fallback)")
+    story = "A robot at the booth explains how the chips are cooled. " * 40
+    long_ids = fast_engine.render_chat([{"role": "user", "content": story}], max_new_tokens=8).token_ids
+    short_ids = fast_engine.render_chat([{"role": "user", "content": "Name three colours."}], max_new_tokens=24)
+    alone = fast_engine.generate(short_ids.token_ids, _greedy(24))[0]
+    texts = []
+    short = scheduler.submit(short_ids.token_ids, _greedy(24), lambda event: texts.append(event.text))
+    scheduler.step()
+    long = scheduler.submit(long_ids, _greedy(8), lambda event: None)
+    scheduler.step()  # the long prompt's first chunk
+    request = next(r for r in scheduler._running if r.handle is long)
+    assert 0 < request.prefilled < len(long_ids)
+    long.cancel()
+    while not (short.done and long.done):
+        scheduler.step()
+    final = long.wait(1)
+    assert final.finish_reason == "cancelled" and final.stats.generated_tokens == 0
+    assert request.prefilled < len(long_ids)
+    assert "".join(texts) == alone
+    assert scheduler.cache.free_slots == fast_engine.config.max_batch
+
+
+def test_a_prefill_that_fails_ends_its_requests_with_the_error_and_frees_their_slots(fast_engine):
+    """When the forward of a prefill raises, the requests in it end "error" with the reason, their slots are free,
+    and the engine serves the next request as usual."""
+    scheduler, model = fast_engine.scheduler, fast_engine.model
+    prefill_many = model.prefill_many
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the kernels are gone")
+
+    model.prefill_many = broken
+    try:
+        handle = scheduler.submit([1, 9093, 198, 5, 6], _greedy(4), lambda event: None)
+        while not handle.done:
+            scheduler.step()
+    finally:
+        model.prefill_many = prefill_many
+    final = handle.wait(1)
+    assert final.finish_reason == "error" and "the kernels are gone" in final.error
+    assert scheduler.cache.free_slots == fast_engine.config.max_batch
+    text, stats = fast_engine.generate([1, 9093, 198, 5, 6], _greedy(4))
+    assert stats.generated_tokens == 4
