@@ -285,22 +285,6 @@ class LlamaCppSession:
                 break
         return started, stamps
 
-    def stall(self, prompt_tokens: int = 1536) -> tuple[float, float]:
-        """A reply streams; after its 10th token a prompt of `prompt_tokens` tokens arrives. Returns (the reply's
-        longest wait between two tokens, the long prompt's time to first token), in seconds: how long one visitor's
-        prefill holds up the others' replies."""
-        from demo_engine.engine import SamplingParams
-
-        stamps: list[float] = []
-        params = SamplingParams(greedy=True, repetition_penalty=1.0, max_new_tokens=120, ignore_eos=True)
-        streaming = self.engine.submit(self.chat, params, lambda event: stamps.append(time.perf_counter()))
-        while len(stamps) < 10 and not streaming.done:
-            time.sleep(0.002)
-        long_prompt = (self.long_prompt * (prompt_tokens // len(self.long_prompt) + 1))[:prompt_tokens]
-        final = self.engine.submit(long_prompt, SamplingParams(greedy=True, max_new_tokens=1), lambda e: None).wait()
-        streaming.wait()
-        return max(b - a for a, b in zip(stamps, stamps[1:], strict=False)), final.stats.ttft_s or 0.0
-
     def decode_rate(self, tokens: int) -> float:
         return _decode_rate(self.run(self.chat, tokens)[1])
 

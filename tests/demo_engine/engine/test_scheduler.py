@@ -137,19 +137,26 @@ def test_a_prompt_without_an_opening_turn_is_prefilled_whole(fast_engine):
     assert stats.cached_prompt_tokens == 0
 
 
+def _long_and_short_chats(engine, story: str, short_tokens: int) -> tuple[list[int], list[int]]:
+    """Token ids of a chat asking `story` (hundreds of tokens) and of a short question, for a model that prefills in
+    chunks (skips on the PyTorch fallback, which prefills a prompt whole: there is nothing to chunk)."""
+    if not engine.model.prefill_chunk:
+        pytest.skip("this model prefills a prompt whole (the PyTorch fallback, no native kernels here)")
+    long_ids = engine.render_chat([{"role": "user", "content": story}], max_new_tokens=8).token_ids
+    short_ids = engine.render_chat([{"role": "user", "content": "Name three colours."}], max_new_tokens=short_tokens)
+    return long_ids, short_ids.token_ids
+
+
 def test_a_long_prompt_is_prefilled_in_chunks_between_the_running_replies_steps(fast_engine):
     """A 600-token prompt that arrives while another reply decodes is prefilled one chunk (at most 128 tokens) a step
     beside that reply's decode rows, so the running reply keeps getting a token every step instead of waiting for the
     whole prefill; both replies are token for token what each gets alone (a chunk's rows get the numbers they get
     in a whole prompt)."""
     scheduler, model = fast_engine.scheduler, fast_engine.model
-    if not model.prefill_chunk:
-        pytest.skip("this model prefills a prompt whole (the PyTorch fallback)")
     story = "At the booth, a robot explains how chips are cooled and why memory bandwidth matters. " * 36
-    long_ids = fast_engine.render_chat([{"role": "user", "content": story}], max_new_tokens=8).token_ids
-    short_ids = fast_engine.render_chat([{"role": "user", "content": "Name three colours."}], max_new_tokens=40)
+    long_ids, short_ids = _long_and_short_chats(fast_engine, story, 40)
     assert len(long_ids) > 600
-    alone = [fast_engine.generate(ids, _greedy(n))[0] for ids, n in ((short_ids.token_ids, 40), (long_ids, 8))]
+    alone = [fast_engine.generate(ids, _greedy(n))[0] for ids, n in ((short_ids, 40), (long_ids, 8))]
 
     steps = []  # per step: prefill rows, decode rows
     prefill_many, decode = model.prefill_many, model.decode
@@ -165,7 +172,7 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_the_running_replies_steps(
     texts = [[], []]
     model.prefill_many, model.decode = counting_prefill, counting_decode
     try:
-        short = scheduler.submit(short_ids.token_ids, _greedy(40), lambda event: texts[0].append(event.text))
+        short = scheduler.submit(short_ids, _greedy(40), lambda event: texts[0].append(event.text))
         for _ in range(3):  # the short reply is prefilled and decoding
             steps.append([0, 0])
             scheduler.step()
@@ -185,15 +192,13 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_the_running_replies_steps(
 def test_a_prompt_cancelled_between_its_chunks_ends_cancelled_and_frees_its_slot(fast_engine):
     """A long prompt cancelled after its first chunk, while another reply decodes, is prefilled no further, ends
     "cancelled" with no token, and frees its slot; the other reply is untouched."""
-    scheduler, model = fast_engine.scheduler, fast_engine.model
-    if not model.prefill_chunk:
-        pytest.skip("this model prefills a prompt whole (the PyTorch fallback)")
-    story = "A robot at the booth explains how the chips are cooled. " * 40
-    long_ids = fast_engine.render_chat([{"role": "user", "content": story}], max_new_tokens=8).token_ids
-    short_ids = fast_engine.render_chat([{"role": "user", "content": "Name three colours."}], max_new_tokens=24)
-    alone = fast_engine.generate(short_ids.token_ids, _greedy(24))[0]
+    scheduler = fast_engine.scheduler
+    long_ids, short_ids = _long_and_short_chats(
+        fast_engine, "A robot at the booth explains how the chips are cooled. " * 40, 24
+    )
+    alone = fast_engine.generate(short_ids, _greedy(24))[0]
     texts = []
-    short = scheduler.submit(short_ids.token_ids, _greedy(24), lambda event: texts.append(event.text))
+    short = scheduler.submit(short_ids, _greedy(24), lambda event: texts.append(event.text))
     scheduler.step()
     long = scheduler.submit(long_ids, _greedy(8), lambda event: None)
     scheduler.step()  # the long prompt's first chunk
