@@ -126,3 +126,4 @@ def test_aggregates_are_rounds_of_every_level_in_turn_and_the_best_round_counts(
     summary = bench.summarize(figures | {"decode_tok_s_batch1": 100.0, "threads": 2}, {}, {}, {})
     assert summary["ratio_16_concurrent_vs_own_batch1"] == 4.5
     assert summary["ratio_16_concurrent_vs_own_batch1_median_round"] == 4.0
+    assert "ratio_16_over_1_median_round" not in summary  # printed once, under the summary's name
